@@ -1,0 +1,121 @@
+"""Defaults every config starts from, the smoke shrink, and checks on a resolved config."""
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+
+from tomk import algorithms
+
+
+def partition_optimizer(learning_rate=3e-3, **overrides) -> ml_collections.ConfigDict:
+  c = dict(learning_rate=learning_rate, schedule='cosine', warmup_steps=50, end_fraction=0.1,
+           clip_norm=1.0, weight_decay=0.01, b1=0.9, b2=0.95, frozen=False)
+  c.update(overrides)
+  return ml_collections.ConfigDict(c)
+
+
+def base() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.algorithm = 'pretrain'
+  config.steps = 600
+  config.batch_size = 32
+  config.gate_max = 1.0          # reward gates are clip(max(0, R), 0, gate_max)
+
+  config.model = ml_collections.ConfigDict(dict(
+      d_model=256, num_heads=4, ffn_dim=1024, trunk_layers=2, tower_layers=2,
+      max_len=512, dtype='float32'))
+
+  config.data = ml_collections.ConfigDict(dict(
+      source='chitchat',             # or a path to your own conversations.jsonl
+      data_dir='',                   # '' = $TOMK_DATA_DIR or ~/.cache/tomk
+      vocab_size=1024, seq_len=128,
+      perspective='random',          # whose perspective each conversation is rendered from
+      switch_names_in_text=True,
+      reward='constant', reward_value=1.0))
+
+  config.optimizer = ml_collections.ConfigDict({
+      p: partition_optimizer() for p in ('perception', 'behavior', 'prediction')})
+
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+  config.sharding_rules = (
+      ('batch', ('data', 'fsdp')), ('embed', 'fsdp'), ('vocab', 'tensor'), ('mlp', 'tensor'),
+      ('heads', 'tensor'), ('kv', None), ('length', None))
+
+  config.log_every = 10
+  config.eval_every = 100
+  config.eval_batches = 8
+  config.checkpoint_every = 100
+  config.keep_checkpoints = 3
+  return config
+
+
+def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks a config to seconds: tiny model, few steps, small batches."""
+  config.steps = 20
+  config.batch_size = 8
+  config.model.update(d_model=32, num_heads=2, ffn_dim=64, trunk_layers=1, tower_layers=1,
+                      max_len=128)
+  config.data.update(vocab_size=256, seq_len=32)
+  for p in ('perception', 'behavior', 'prediction'):
+    config.optimizer[p].warmup_steps = 2
+  config.log_every = 5
+  config.eval_every = 10
+  config.eval_batches = 2
+  config.checkpoint_every = 5
+  return config
+
+
+def set_routes(config, routes):
+  config.routes = ml_collections.ConfigDict({k: dict(v) for k, v in routes.items()})
+
+
+def validate(config) -> None:
+  """Errors for mistakes a config file or a --config.x=y override can make."""
+  module = algorithms.get(config.algorithm)
+  if config.steps <= 0 or config.batch_size <= 0:
+    raise ValueError('steps and batch_size must be positive.')
+  from tomk import routing
+  routing.check_routes(module.OBJECTIVES, config.routes.to_dict())
+
+
+def flatten(d, prefix=''):
+  out = {}
+  for k, v in d.items():
+    key = f'{prefix}{k}'
+    if isinstance(v, dict):
+      out.update(flatten(v, key + '.'))
+    else:
+      out[key] = v
+  return out
+
+
+def to_json(config) -> dict:
+  """The config as plain JSON data (tuples become lists)."""
+  return json.loads(config.to_json_best_effort())
+
+
+def check_workdir(workdir: str, config) -> None:
+  """Writes config.json, or refuses a workdir whose saved config differs (naming the keys)."""
+  path = os.path.join(workdir, 'config.json')
+  new = to_json(config)
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    old_flat, new_flat = flatten(old), flatten(new)
+    differ = sorted(k for k in old_flat.keys() | new_flat.keys()
+                    if old_flat.get(k, '<absent>') != new_flat.get(k, '<absent>'))
+    if differ:
+      lines = [f'  {k}: saved {old_flat.get(k, "<absent>")!r}, now {new_flat.get(k, "<absent>")!r}'
+               for k in differ]
+      raise ValueError(f'workdir {workdir} holds a run with a different config; these keys '
+                       f'differ:\n' + '\n'.join(lines) +
+                       '\nUse a new --workdir, or the saved values to resume.')
+    return
+  os.makedirs(workdir, exist_ok=True)
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(new, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)

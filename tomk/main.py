@@ -1,0 +1,45 @@
+"""Runs an experiment: python -m tomk.main --config=configs/pretrain.py --workdir=runs/pretrain.
+
+Intentionally short: flags, multi-host start-up, then one call to the trainer.
+Re-running the same command on the same workdir resumes from its last checkpoint.
+"""
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py[:arg]).',
+                                lock_config=True)
+flags.DEFINE_string('workdir', None, 'Where config.json, metrics, checkpoints and reports go.')
+flags.DEFINE_string('coordinator_address', None, 'host:port of process 0, for multi-process runs.')
+flags.DEFINE_integer('num_processes', None, 'Number of processes in a multi-process run.')
+flags.DEFINE_integer('process_id', None, 'This process\'s index in a multi-process run.')
+flags.mark_flags_as_required(['config', 'workdir'])
+FLAGS = flags.FLAGS
+
+
+def initialize_distributed():
+  """jax.distributed.initialize() when this is one process of many (flags, SLURM or Cloud TPU)."""
+  import jax
+  if FLAGS.coordinator_address:
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  elif int(os.environ.get('SLURM_NTASKS', '1')) > 1 or 'TPU_WORKER_HOSTNAMES' in os.environ \
+      and ',' in os.environ['TPU_WORKER_HOSTNAMES']:
+    jax.distributed.initialize()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  initialize_distributed()
+  from tomk import train
+  try:
+    train.run(FLAGS.config, FLAGS.workdir)
+  except (ValueError, FloatingPointError) as e:
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  app.run(main)

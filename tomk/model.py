@@ -1,0 +1,228 @@
+"""The three-partition transformer (SPEC §1; paper 001 §4.1).
+
+A decoder-only language model whose parameters split at the top into
+``perception`` (token embedding + shared lower blocks, the "trunk"), ``behavior``
+(upper blocks + readout whose output is the model's action) and ``prediction``
+(upper blocks + readout whose output is a simulation). The prediction stream reads
+only perception and prediction parameters, so it is an impartial simulator.
+
+Each part is its own linen module so a training step can differentiate them
+separately after one forward pass (see routing.py); ``Model`` ties them together.
+Generation uses an explicit KV cache (a pytree the sampler donates): the
+perception cache is shared by both streams.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+PARTITIONS = ('perception', 'behavior', 'prediction')
+STREAMS = ('behavior', 'prediction')
+
+Cache = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  vocab_size: int = 1024
+  d_model: int = 256
+  num_heads: int = 4
+  ffn_dim: int = 1024
+  trunk_layers: int = 2
+  tower_layers: int = 2
+  max_len: int = 512
+  rope_base: float = 10_000.0
+  dtype: str = 'float32'
+
+  @classmethod
+  def from_config(cls, config) -> 'ModelConfig':
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in dict(config).items() if k in fields})
+
+  @property
+  def head_dim(self) -> int:
+    return self.d_model // self.num_heads
+
+
+def _dense(features, axes, name):
+  return nn.DenseGeneral(features, use_bias=False, name=name,
+                         kernel_init=nn.with_logical_partitioning(
+                             nn.initializers.lecun_normal(), axes))
+
+
+def rope(x, positions, base):
+  """Rotary position embedding over the last axis of x [B, T, H, D]."""
+  half = x.shape[-1] // 2
+  freq = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  angle = positions[..., None].astype(jnp.float32) * freq      # [B, T, half]
+  sin, cos = jnp.sin(angle)[:, :, None, :], jnp.cos(angle)[:, :, None, :]
+  x1, x2 = x[..., :half], x[..., half:]
+  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).astype(x.dtype)
+
+
+class RMSNorm(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    scale = self.param('scale', nn.with_logical_partitioning(nn.initializers.ones, ('embed',)),
+                       (x.shape[-1],))
+    x32 = x.astype(jnp.float32)
+    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + 1e-6)
+    return (x32 * scale).astype(x.dtype)
+
+
+class Attention(nn.Module):
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, x, positions, cache: Cache | None):
+    c = self.config
+    q = _dense((c.num_heads, c.head_dim), ('embed', 'heads', 'kv'), 'query')(x)
+    k = _dense((c.num_heads, c.head_dim), ('embed', 'heads', 'kv'), 'key')(x)
+    v = _dense((c.num_heads, c.head_dim), ('embed', 'heads', 'kv'), 'value')(x)
+    q, k = rope(q, positions, c.rope_base), rope(k, positions, c.rope_base)
+    if cache is None:
+      keys, values, key_slots = k, v, jnp.arange(x.shape[1])
+      query_slots = key_slots
+    else:
+      # Write this chunk at slot `index`; attend to every filled slot up to the query's.
+      index = cache['index']
+      keys = jax.lax.dynamic_update_slice_in_dim(cache['k'], k.astype(cache['k'].dtype), index, 1)
+      values = jax.lax.dynamic_update_slice_in_dim(cache['v'], v.astype(cache['v'].dtype), index, 1)
+      key_slots = jnp.arange(keys.shape[1])
+      query_slots = index + jnp.arange(x.shape[1])
+      cache = {'k': keys, 'v': values, 'index': index + x.shape[1]}
+    mask = query_slots[:, None] >= key_slots[None, :]                      # [T, S]
+    scores = jnp.einsum('bthd,bshd->bhts', q, keys) / jnp.sqrt(c.head_dim).astype(x.dtype)
+    scores = jnp.where(mask[None, None], scores.astype(jnp.float32), -1e30)
+    weights = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
+    out = jnp.einsum('bhts,bshd->bthd', weights, values)
+    out = nn.DenseGeneral(c.d_model, axis=(-2, -1), use_bias=False, name='out',
+                          kernel_init=nn.with_logical_partitioning(
+                              nn.initializers.lecun_normal(), ('heads', 'kv', 'embed')))(out)
+    return out, cache
+
+
+class Block(nn.Module):
+  """Pre-norm Llama-style block: RMSNorm, rotary attention, SwiGLU MLP."""
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, x, positions, cache: Cache | None):
+    c = self.config
+    y, cache = Attention(c, name='attention')(RMSNorm(name='attention_norm')(x), positions, cache)
+    x = nn.with_logical_constraint(x + y, ('batch', 'length', 'embed'))
+    h = RMSNorm(name='mlp_norm')(x)
+    gate = _dense(c.ffn_dim, ('embed', 'mlp'), 'gate')(h)
+    up = _dense(c.ffn_dim, ('embed', 'mlp'), 'up')(h)
+    y = _dense(c.d_model, ('mlp', 'embed'), 'down')(nn.silu(gate) * up)
+    return nn.with_logical_constraint(x + y, ('batch', 'length', 'embed')), cache
+
+
+class Perception(nn.Module):
+  """Token embedding and the shared trunk: h = trunk(embed(tokens))."""
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, tokens, positions, cache: list | None = None):
+    c = self.config
+    embed = self.param('embedding', nn.with_logical_partitioning(
+        nn.initializers.normal(1.0), ('vocab', 'embed')), (c.vocab_size, c.d_model))
+    x = jnp.take(embed.astype(c.dtype), tokens, axis=0)
+    x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+    new_cache = []
+    for i in range(c.trunk_layers):
+      x, layer_cache = Block(c, name=f'block_{i}')(x, positions, None if cache is None else cache[i])
+      new_cache.append(layer_cache)
+    return x, (new_cache if cache is not None else None)
+
+
+class Tower(nn.Module):
+  """Upper blocks and a readout of one stream (behavior or prediction)."""
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, h, positions, cache: list | None = None):
+    c = self.config
+    new_cache = []
+    for i in range(c.tower_layers):
+      h, layer_cache = Block(c, name=f'block_{i}')(h, positions, None if cache is None else cache[i])
+      new_cache.append(layer_cache)
+    h = RMSNorm(name='final_norm')(h)
+    logits = _dense(c.vocab_size, ('embed', 'vocab'), 'readout')(h).astype(jnp.float32)
+    logits = nn.with_logical_constraint(logits, ('batch', 'length', 'vocab'))
+    return logits, (new_cache if cache is not None else None)
+
+
+class Model:
+  """The whole model as pure functions of the parameter tree {perception, behavior, prediction}."""
+
+  def __init__(self, config: ModelConfig):
+    self.config = config
+    self.perception = Perception(config)
+    self.tower = Tower(config)   # behavior and prediction share the architecture, not the weights
+
+  def init_boxed(self, rng, batch_size=1, length=8):
+    """Parameters with their logical-axis metadata (nn.Partitioned boxes)."""
+    tokens = jnp.zeros((batch_size, length), jnp.int32)
+    positions = jnp.broadcast_to(jnp.arange(length), tokens.shape)
+    r_perception, r_behavior, r_prediction = jax.random.split(rng, 3)
+    perception = self.perception.init(r_perception, tokens, positions)['params']
+    h = jnp.zeros((batch_size, length, self.config.d_model), self.config.dtype)
+    return {'perception': perception,
+            'behavior': self.tower.init(r_behavior, h, positions)['params'],
+            'prediction': self.tower.init(r_prediction, h, positions)['params']}
+
+  def init(self, rng, batch_size=1, length=8):
+    return nn.unbox(self.init_boxed(rng, batch_size, length))
+
+  # --- the parts, for routing and sampling -------------------------------------------------
+  def perceive(self, perception_params, tokens, positions=None, cache=None):
+    positions = _default_positions(tokens, positions)
+    return self.perception.apply({'params': perception_params}, tokens, positions, cache)
+
+  def stream(self, tower_params, h, positions=None, cache=None):
+    positions = _default_positions(h[..., 0], positions)
+    return self.tower.apply({'params': tower_params}, h, positions, cache)
+
+  # --- the whole model ---------------------------------------------------------------------
+  def apply(self, params, tokens, positions=None, streams=STREAMS):
+    """Both streams' logits: {'behavior': [B,T,V], 'prediction': [B,T,V]}."""
+    h, _ = self.perceive(params['perception'], tokens, positions)
+    return {s: self.stream(params[s], h, positions)[0] for s in streams}
+
+  def init_cache(self, batch_size: int, max_len: int | None = None, dtype=None) -> Cache:
+    """An empty KV cache for perception and both towers."""
+    c = self.config
+    max_len = max_len or c.max_len
+    dtype = dtype or c.dtype
+    def layers(n):
+      return [{'k': jnp.zeros((batch_size, max_len, c.num_heads, c.head_dim), dtype),
+               'v': jnp.zeros((batch_size, max_len, c.num_heads, c.head_dim), dtype),
+               'index': jnp.zeros((), jnp.int32)} for _ in range(n)]
+    return {'perception': layers(c.trunk_layers),
+            'behavior': layers(c.tower_layers), 'prediction': layers(c.tower_layers)}
+
+  def decode(self, params, tokens, positions, cache: Cache, stream: str):
+    """Runs a chunk (prompt or one token) of one stream through the cache.
+
+    Returns that stream's logits for the chunk and the updated cache; the
+    perception cache is shared by both streams.
+    """
+    h, perception_cache = self.perceive(params['perception'], tokens, positions,
+                                        cache['perception'])
+    logits, stream_cache = self.stream(params[stream], h, positions, cache[stream])
+    return logits, {**cache, 'perception': perception_cache, stream: stream_cache}
+
+
+def _default_positions(tokens, positions):
+  if positions is None:
+    positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape[:2])
+  return positions
+
+
+def count_params(params) -> dict[str, int]:
+  return {k: sum(x.size for x in jax.tree.leaves(v)) for k, v in params.items()}

@@ -1,0 +1,59 @@
+"""Per-partition optimizer: optax.multi_transform keyed by perception/behavior/prediction.
+
+Each partition has its own learning rate, schedule, clipping and weight decay;
+a partition that is frozen, or that the routing table sends no gradient, gets
+``optax.set_to_zero`` so it stays bit-identical (AdamW would otherwise decay it).
+"""
+from __future__ import annotations
+
+import jax
+import optax
+
+from tomk.model import PARTITIONS
+
+
+def schedule(config, total_steps: int) -> optax.Schedule:
+  """Linear warm-up, then constant, cosine or linear decay to end_fraction · lr."""
+  lr, warmup = config.learning_rate, min(config.warmup_steps, max(total_steps - 1, 0))
+  decay_steps = max(total_steps - warmup, 1)
+  end = lr * config.end_fraction
+  decay = {'constant': optax.constant_schedule(lr),
+           'cosine': optax.cosine_decay_schedule(lr, decay_steps, alpha=config.end_fraction),
+           'linear': optax.linear_schedule(lr, end, decay_steps)}
+  if config.schedule not in decay:
+    raise ValueError(f'optimizer schedule {config.schedule!r} is unknown; use one of {sorted(decay)}.')
+  if warmup == 0:
+    return decay[config.schedule]
+  return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), decay[config.schedule]],
+                              [warmup])
+
+
+def partition_transform(config, total_steps: int) -> optax.GradientTransformation:
+  parts = []
+  if config.clip_norm:
+    parts.append(optax.clip_by_global_norm(config.clip_norm))
+  parts.append(optax.adamw(schedule(config, total_steps), b1=config.b1, b2=config.b2,
+                           weight_decay=config.weight_decay))
+  return optax.chain(*parts)
+
+
+def make(optimizer_config, trained: set[str], total_steps: int) -> optax.GradientTransformation:
+  """The optimizer over the whole parameter tree.
+
+  Args:
+    optimizer_config: ConfigDict with one sub-config per partition.
+    trained: partitions the routing table sends gradients to.
+    total_steps: length of the schedule.
+  """
+  transforms = {}
+  for partition in PARTITIONS:
+    config = optimizer_config[partition]
+    frozen = config.frozen or partition not in trained
+    transforms[partition] = (optax.set_to_zero() if frozen
+                             else partition_transform(config, total_steps))
+  return optax.multi_transform(transforms, param_labels)
+
+
+def param_labels(params):
+  """Each leaf's label is the partition it sits in."""
+  return {p: jax.tree.map(lambda _, p=p: p, sub) for p, sub in params.items()}

@@ -1,0 +1,133 @@
+"""Gradient routing (SPEC §2): objectives, a routing table, and one forward pass.
+
+An algorithm is a set of objectives, each a per-token loss on one stream's logits,
+and a routing table ``{objective: {partition: weight}}`` that says which partitions
+each objective updates. A weight is a number or the name of a per-token gate the
+algorithm computes for the step (e.g. ``'reward_gate'`` = clip(max(0, R))).
+
+The gradient a partition receives is exactly Σ_objectives weight · ∂objective/∂partition.
+Because behavior and prediction towers read the trunk output h and nothing else,
+we run the model once, keep its VJPs, and push each objective's cotangent only
+down the paths its routes allow:
+
+  tower parameters   ← Σ_{o on that stream} w[o][tower] · ∂L_o/∂logits
+  trunk (perception) ← Σ_o w[o][perception] · ∂L_o/∂logits, carried through the tower to h
+
+When a tower's two weightings differ (a gated objective that still updates
+perception ungated) the tower's VJP is applied twice; the forward pass never is.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from tomk.model import PARTITIONS, STREAMS, Model
+
+Routes = Mapping[str, Mapping[str, float | str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """A per-token loss on one stream: loss(logits [B,T,V], batch) -> [B,T]."""
+  name: str
+  stream: str
+  loss: Callable[[jax.Array, Mapping[str, jax.Array]], jax.Array]
+  mask: str = 'weights'     # batch key holding the per-token loss weights
+
+
+def token_nll(logits, batch, targets_key='targets'):
+  """Negative log-likelihood of the next token, per position."""
+  targets = batch[targets_key]
+  return jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, targets[..., None], -1)[..., 0]
+
+
+def check_routes(objectives: list[Objective], routes: Routes) -> None:
+  """Validates a routing table against the objectives; errors say what to change."""
+  names = {o.name for o in objectives}
+  for name in routes:
+    if name not in names:
+      raise ValueError(f'routes has objective {name!r}, but this algorithm defines only '
+                       f'{sorted(names)}; remove it or rename it.')
+  for o in objectives:
+    for partition in routes.get(o.name, {}):
+      if partition not in PARTITIONS:
+        raise ValueError(f'routes.{o.name} names partition {partition!r}; '
+                         f'partitions are {PARTITIONS}.')
+      if partition in STREAMS and partition != o.stream:
+        raise ValueError(f'objective {o.name!r} is a loss on the {o.stream} stream, so it has no '
+                         f'gradient for {partition}; route it to {o.stream} and/or perception.')
+
+
+def routed_partitions(routes: Routes) -> set[str]:
+  return {p for table in routes.values() for p, w in table.items() if not _is_zero(w)}
+
+
+def _is_zero(weight) -> bool:
+  return not isinstance(weight, str) and float(weight) == 0.0
+
+
+def _weight(weight, gates):
+  if isinstance(weight, str):
+    if weight not in gates:
+      raise ValueError(f'route weight {weight!r} is not a gate of this algorithm; '
+                       f'gates are {sorted(gates)}.')
+    return gates[weight]
+  return weight
+
+
+def _add(a, b):
+  if b is None:
+    return a
+  return b if a is None else a + b
+
+
+def routed_gradients(model: Model, params, batch, objectives: list[Objective], routes: Routes,
+                     gates: Mapping[str, jax.Array] | None = None):
+  """Gradients of every partition under the routing table, from one forward pass.
+
+  Returns (grads with the structure of params, metrics): metrics hold each
+  objective's (ungated) mean loss as ``loss/<name>``. A partition routed nothing
+  gets zeros.
+  """
+  gates = gates or {}
+  inputs = batch['inputs']
+  h, trunk_vjp = jax.vjp(lambda p: model.perceive(p, inputs)[0], params['perception'])
+  metrics, grads, h_cotangent = {}, {}, None
+  for stream in STREAMS:
+    on_stream = [o for o in objectives if o.stream == stream]
+    if not on_stream:
+      continue
+    logits, tower_vjp = jax.vjp(lambda p, x: model.stream(p, x)[0], params[stream], h)
+    to_tower, to_trunk = None, None      # cotangents on the logits
+    shared = True                        # every objective weights tower and trunk alike
+    for o in on_stream:
+      per_token, loss_vjp = jax.vjp(lambda lg, o=o: o.loss(lg, batch), logits)
+      mask = batch[o.mask].astype(jnp.float32)
+      count = jnp.maximum(mask.sum(), 1.0)
+      metrics[f'loss/{o.name}'] = (per_token * mask).sum() / count
+      table = routes.get(o.name, {})
+      w_tower, w_trunk = table.get(stream, 0.0), table.get('perception', 0.0)
+
+      def cotangent(w):
+        return loss_vjp((mask * _weight(w, gates) / count).astype(per_token.dtype))[0]
+
+      c_tower = None if _is_zero(w_tower) else cotangent(w_tower)
+      c_trunk = c_tower if w_trunk == w_tower else (None if _is_zero(w_trunk) else cotangent(w_trunk))
+      to_tower, to_trunk = _add(to_tower, c_tower), _add(to_trunk, c_trunk)
+      shared = shared and w_trunk == w_tower
+    if shared and to_tower is not None:      # one VJP serves both
+      grads[stream], g_h = tower_vjp(to_tower)
+      h_cotangent = _add(h_cotangent, g_h)
+      continue
+    if to_tower is not None:
+      grads[stream] = tower_vjp(to_tower)[0]
+    if to_trunk is not None:
+      h_cotangent = _add(h_cotangent, tower_vjp(to_trunk)[1])
+  if h_cotangent is not None:
+    grads['perception'] = trunk_vjp(h_cotangent)[0]
+  grads = {p: grads[p] if p in grads else jax.tree.map(jnp.zeros_like, params[p])
+           for p in PARTITIONS}
+  return grads, metrics

@@ -1,0 +1,210 @@
+"""The training loop every algorithm plugs into.
+
+One linear function, in the order of the work: workdir and config, mesh, input,
+model and optimizer, the jitted update step, checkpoint restore, the loop (step,
+log, eval, checkpoint), and a summary. Algorithms differ only in their objectives,
+routing table and gates (tomk/algorithms/*), never in a copy of this loop.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import flax.linen as nn
+import grain
+import jax
+import jax.numpy as jnp
+import optax
+import orbax.checkpoint as ocp
+from absl import logging
+
+from tomk import algorithms, config as config_lib, metrics as metrics_lib, optimizer, routing, sharding
+from tomk.data import pipeline
+from tomk.model import Model, ModelConfig, count_params
+
+
+class NonFiniteError(FloatingPointError):
+  pass
+
+
+def make_state(model: Model, tx, rng, boxed=False):
+  params = model.init_boxed(rng)
+  state = {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': tx.init(params),
+           'nonfinite_step': jnp.full((), -1, jnp.int32)}
+  return state if boxed else nn.unbox(state)
+
+
+def _all_finite(tree):
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def make_train_step(model, tx, algorithm, config):
+  """state, batch -> state, metrics. One forward pass, routed gradients, one update."""
+  routes = config.routes.to_dict()
+
+  def train_step(state, batch):
+    gates = algorithm.gates(batch, config)
+    grads, metrics = routing.routed_gradients(model, state['params'], batch,
+                                              algorithm.OBJECTIVES, routes, gates)
+    updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
+    params = optax.apply_updates(state['params'], updates)
+    finite = _all_finite((metrics, grads))
+    # A non-finite step is not applied; the host stops the run at its next log, naming it.
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    first_bad = jnp.where((state['nonfinite_step'] < 0) & ~finite, state['step'],
+                          state['nonfinite_step'])
+    new_state = {'step': state['step'] + 1, 'params': keep(params, state['params']),
+                 'opt_state': keep(opt_state, state['opt_state']), 'nonfinite_step': first_bad}
+    for name, value in gates.items():
+      metrics[f'gate/{name}'] = (value * batch['weights']).sum() / jnp.maximum(batch['weights'].sum(), 1)
+    for p, g in grads.items():
+      metrics[f'grad_norm/{p}'] = optax.global_norm(g)
+    return new_state, metrics
+
+  return train_step
+
+
+def make_eval_step(model):
+  """Held-out NLL of each stream: summed loss and token count, so batches combine exactly."""
+  def eval_step(params, batch):
+    logits = model.apply(params, batch['inputs'])
+    out = {}
+    for stream, lg in logits.items():
+      nll = routing.token_nll(lg, batch)
+      out[f'eval/nll_{stream}'] = (nll * batch['weights']).sum()
+      correct = (jnp.argmax(lg, -1) == batch['targets']).astype(jnp.float32)
+      out[f'eval/accuracy_{stream}'] = (correct * batch['weights']).sum()
+    out['tokens'] = batch['weights'].sum()
+    return out
+  return eval_step
+
+
+def evaluate(eval_step, params, batches) -> dict[str, float]:
+  totals = {}
+  for batch in batches:
+    for k, v in eval_step(params, batch).items():
+      totals[k] = totals.get(k, 0.0) + float(v)
+  tokens = max(totals.pop('tokens'), 1.0)
+  return {k: v / tokens for k, v in totals.items()}
+
+
+def run(config, workdir: str) -> dict:
+  """Trains `config` in `workdir`, resuming from its last checkpoint if it has one."""
+  # --- Workdir and config --------------------------------------------------------------------
+  config_lib.validate(config)
+  if jax.process_index() == 0:
+    config_lib.check_workdir(workdir, config)
+  algorithm = algorithms.get(config.algorithm)
+  stage = config.algorithm
+
+  # --- Mesh -----------------------------------------------------------------------------------
+  mesh = sharding.make_mesh(config.mesh)
+  sharding.check_batch(config.batch_size, mesh, jax.process_count())
+  axis_rules = sharding.rules(config)
+  batch_sharding = sharding.batch_sharding(mesh)
+
+  # --- Input ----------------------------------------------------------------------------------
+  tokenizer = pipeline.tokenizer_for(config.data)
+  train_data = pipeline.lm_dataset(config.data, tokenizer, 'train', seed=config.seed,
+                                   global_batch_size=config.batch_size,
+                                   process_index=jax.process_index(),
+                                   process_count=jax.process_count())
+  train_iter = iter(train_data)
+  eval_batches = [sharding.global_batch(b, batch_sharding) for b in pipeline.eval_batches(
+      config.data, tokenizer, 'validation', global_batch_size=config.batch_size,
+      num_batches=config.eval_batches, process_index=jax.process_index(),
+      process_count=jax.process_count())]
+
+  # --- Model, optimizer and sharded state -----------------------------------------------------
+  model = Model(ModelConfig.from_config({**config.model.to_dict(),
+                                         'vocab_size': tokenizer.vocab_size}))
+  tx = optimizer.make(config.optimizer, routing.routed_partitions(config.routes.to_dict()),
+                      config.steps)
+  rng = jax.random.key(config.seed)
+  with mesh, nn.logical_axis_rules(axis_rules):
+    abstract = jax.eval_shape(lambda: make_state(model, tx, rng, boxed=True))
+    state_sharding = sharding.logical_shardings(abstract, mesh, axis_rules)
+    state = jax.jit(lambda: make_state(model, tx, rng), out_shardings=state_sharding)()
+
+  # --- The update step ------------------------------------------------------------------------
+  step_metrics_sharding = sharding.replicated(mesh)
+  with mesh, nn.logical_axis_rules(axis_rules):
+    train_step = jax.jit(make_train_step(model, tx, algorithm, config),
+                         in_shardings=(state_sharding, batch_sharding),
+                         out_shardings=(state_sharding, step_metrics_sharding),
+                         donate_argnums=0)
+    eval_step = jax.jit(make_eval_step(model),
+                        in_shardings=(state_sharding['params'], batch_sharding),
+                        out_shardings=step_metrics_sharding)
+
+  # --- Checkpoints: resume if the workdir has one ---------------------------------------------
+  manager = ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, 'checkpoints')),
+      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
+                                           enable_async_checkpointing=True))
+  start = 0
+  if manager.latest_step() is not None:
+    start = manager.latest_step()
+    abstract_state = jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, state_sharding)
+    restored = manager.restore(start, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state),
+        data=grain.checkpoint.CheckpointRestore(train_iter)))
+    state = restored['state']
+    logging.info('resumed from step %d', start)
+    if jax.process_index() == 0:
+      print(f'[{stage}] resuming {workdir} from step {start}', flush=True)
+  writer = metrics_lib.Writer(workdir, resume_step=start if start else None)
+  labels = dict(stage=stage, algorithm=config.algorithm)
+
+  if jax.process_index() == 0:
+    sizes = count_params(state['params'])
+    print(f'[{stage}] {sum(sizes.values()):,} parameters '
+          f'({", ".join(f"{k} {v:,}" for k, v in sizes.items())}) on mesh {dict(mesh.shape)}; '
+          f'{config.steps} steps of {config.batch_size}×{config.data.seq_len} tokens', flush=True)
+
+  # --- The loop -------------------------------------------------------------------------------
+  tokens_per_step = config.batch_size * config.data.seq_len
+  progress = metrics_lib.Progress(stage, config.steps, tokens_per_step)
+  first_eval = None
+  if start == 0:
+    first_eval = evaluate(eval_step, state['params'], eval_batches)
+    writer.write(0, first_eval, **labels)
+    progress.report(0, first_eval)
+  started, last_eval = time.perf_counter(), first_eval
+  for step in range(start + 1, config.steps + 1):
+    batch = sharding.global_batch(next(train_iter), batch_sharding)
+    state, step_metrics = train_step(state, batch)
+    if step % config.log_every == 0 or step == config.steps:
+      bad = int(state['nonfinite_step'])
+      if bad >= 0:
+        writer.flush()
+        raise NonFiniteError(f'non-finite loss or gradient at step {bad + 1} of {stage}; the '
+                             f'update was not applied and the run stopped. Lower the learning '
+                             f'rate, or check the data and rewards of that step.')
+      scalars = jax.device_get(step_metrics)
+      writer.write(step, scalars, **labels)
+      writer.write_timing(step, progress.report(step, scalars))
+    if step % config.eval_every == 0 or step == config.steps:
+      last_eval = evaluate(eval_step, state['params'], eval_batches)
+      writer.write(step, last_eval, **labels)
+      progress.report(step, last_eval)
+    if step % config.checkpoint_every == 0 or step == config.steps:
+      writer.flush()
+      manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          data=grain.checkpoint.CheckpointSave(train_iter)))
+  manager.wait_until_finished()
+  writer.close()
+  wall = time.perf_counter() - started
+
+  # --- Summary --------------------------------------------------------------------------------
+  summary = {'steps': config.steps, 'seconds': wall, **(last_eval or {})}
+  if jax.process_index() == 0:
+    print(f'[{stage}] done: {config.steps - start} steps in {wall:.0f} s '
+          f'({(config.steps - start) * tokens_per_step / max(wall, 1e-9):,.0f} tok/s)', flush=True)
+    for k, v in (last_eval or {}).items():
+      before = f'{first_eval[k]:.3f} → ' if first_eval else ''
+      print(f'  {k:28s} {before}{v:.3f}', flush=True)
+  return summary
+
