@@ -63,6 +63,8 @@ def test_partition_gradient_is_routed_sum_of_objective_gradients(routes):
 def _train_setup(routes, frozen=()):
   config = config_lib.base()
   config_lib.set_routes(config, routes)
+  for p in PARTITIONS:
+    config.optimizer[p].warmup_steps = 0     # move on the first step
   for p in frozen:
     config.optimizer[p].frozen = True
   model = Model(MODEL)

@@ -58,7 +58,7 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.batch_size = 8
   config.model.update(d_model=32, num_heads=2, ffn_dim=64, trunk_layers=1, tower_layers=1,
                       max_len=128)
-  config.data.update(vocab_size=256, seq_len=32)
+  config.data.update(vocab_size=512, seq_len=32)
   for p in ('perception', 'behavior', 'prediction'):
     config.optimizer[p].warmup_steps = 2
   config.log_every = 5

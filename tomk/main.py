@@ -6,7 +6,7 @@ Re-running the same command on the same workdir resumes from its last checkpoint
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py[:arg]).',
@@ -32,6 +32,8 @@ def initialize_distributed():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not FLAGS['verbosity'].present:      # orbax and tfds log every step at INFO
+    logging.set_verbosity(logging.WARNING)
   initialize_distributed()
   from tomk import train
   try:

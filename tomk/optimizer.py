@@ -28,12 +28,23 @@ def schedule(config, total_steps: int) -> optax.Schedule:
                               [warmup])
 
 
-def partition_transform(config, total_steps: int) -> optax.GradientTransformation:
+def scale_by_update_scale(partition: str) -> optax.GradientTransformationExtraArgs:
+  """Multiplies the partition's update by the per-step extra arg update_scales[partition]."""
+  def update(updates, state, params=None, *, update_scales=None, **extra_args):
+    del params, extra_args
+    if update_scales is not None:
+      updates = jax.tree.map(lambda u: u * update_scales[partition].astype(u.dtype), updates)
+    return updates, state
+  return optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), update)
+
+
+def partition_transform(config, total_steps: int, partition: str) -> optax.GradientTransformation:
   parts = []
   if config.clip_norm:
     parts.append(optax.clip_by_global_norm(config.clip_norm))
   parts.append(optax.adamw(schedule(config, total_steps), b1=config.b1, b2=config.b2,
                            weight_decay=config.weight_decay))
+  parts.append(scale_by_update_scale(partition))
   return optax.chain(*parts)
 
 
@@ -50,8 +61,8 @@ def make(optimizer_config, trained: set[str], total_steps: int) -> optax.Gradien
     config = optimizer_config[partition]
     frozen = config.frozen or partition not in trained
     transforms[partition] = (optax.set_to_zero() if frozen
-                             else partition_transform(config, total_steps))
-  return optax.multi_transform(transforms, param_labels)
+                             else partition_transform(config, total_steps, partition))
+  return optax.partition(transforms, param_labels)
 
 
 def param_labels(params):

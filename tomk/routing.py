@@ -84,6 +84,27 @@ def _add(a, b):
   return b if a is None else a + b
 
 
+def update_scales(objectives: list[Objective], routes: Routes, gates, batch) -> dict[str, jax.Array]:
+  """Per-partition step sizes from the gates: the reward-gated learning rate of 001 Alg 5.
+
+  A partition whose every route carries the same gate takes a step scaled by that
+  gate's mean over the batch (η_r = max(0, R)·η). Adaptive optimizers such as Adam
+  would otherwise normalise a uniform gate away: a batch of zero reward must not
+  move the partition at all. Partitions with ungated or mixed routes get 1.
+  """
+  scales = {}
+  for partition in PARTITIONS:
+    routed = [(o, routes[o.name][partition]) for o in objectives
+              if not _is_zero(routes.get(o.name, {}).get(partition, 0.0))]
+    weights = {w for _, w in routed}
+    if len(weights) == 1 and isinstance(gate := weights.pop(), str):
+      mask = batch[routed[0][0].mask].astype(jnp.float32)
+      scales[partition] = (_weight(gate, gates) * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+    else:
+      scales[partition] = jnp.ones((), jnp.float32)
+  return scales
+
+
 def routed_gradients(model: Model, params, batch, objectives: list[Objective], routes: Routes,
                      gates: Mapping[str, jax.Array] | None = None):
   """Gradients of every partition under the routing table, from one forward pass.

@@ -46,7 +46,9 @@ def make_train_step(model, tx, algorithm, config):
     gates = algorithm.gates(batch, config)
     grads, metrics = routing.routed_gradients(model, state['params'], batch,
                                               algorithm.OBJECTIVES, routes, gates)
-    updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
+    scales = routing.update_scales(algorithm.OBJECTIVES, routes, gates, batch)
+    updates, opt_state = tx.update(grads, state['opt_state'], state['params'],
+                                   update_scales=scales)
     params = optax.apply_updates(state['params'], updates)
     finite = _all_finite((metrics, grads))
     # A non-finite step is not applied; the host stops the run at its next log, naming it.
@@ -58,7 +60,7 @@ def make_train_step(model, tx, algorithm, config):
     for name, value in gates.items():
       metrics[f'gate/{name}'] = (value * batch['weights']).sum() / jnp.maximum(batch['weights'].sum(), 1)
     for p, g in grads.items():
-      metrics[f'grad_norm/{p}'] = optax.global_norm(g)
+      metrics[f'grad_norm/{p}'] = optax.tree.norm(g)
     return new_state, metrics
 
   return train_step

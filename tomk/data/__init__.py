@@ -1,0 +1,1 @@
+"""Data: conversations, tokenizer, tfds builders and grain input pipelines."""
