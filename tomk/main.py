@@ -39,6 +39,8 @@ def main(argv):
   try:
     train.run(FLAGS.config, FLAGS.workdir)
   except (ValueError, FloatingPointError) as e:
+    # Bad input: one sentence that says what to change (run with -v 1 for the traceback).
+    logging.info('traceback', exc_info=True)
     print(f'error: {e}', file=sys.stderr, flush=True)
     sys.exit(1)
 

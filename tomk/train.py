@@ -148,7 +148,7 @@ def run(config, workdir: str) -> dict:
   if manager.latest_step() is not None:
     start = manager.latest_step()
     abstract_state = jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, state_sharding)
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
     restored = manager.restore(start, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state),
         data=grain.checkpoint.CheckpointRestore(train_iter)))

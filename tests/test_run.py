@@ -1,0 +1,144 @@
+"""The run contract (SPEC §7): files in the workdir, clear errors, determinism, resume, devices."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from conftest import REPO, run_main
+
+
+def _records(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [json.loads(line) for line in f]
+
+
+def _final_params(workdir):
+  steps = sorted(int(s) for s in os.listdir(os.path.join(workdir, 'checkpoints')) if s.isdigit())
+  path = os.path.join(os.path.abspath(workdir), 'checkpoints', str(steps[-1]), 'state')
+  with ocp.StandardCheckpointer() as checkpointer:
+    return checkpointer.restore(path)['params']
+
+
+def _assert_trees_equal(a, b):
+  import jax
+  leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(leaves_a) == len(leaves_b)
+  for x, y in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(scope='module')
+def smoke_run(data_dir, tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('smoke'))
+  start = time.perf_counter()
+  result = run_main(workdir)
+  return workdir, result, time.perf_counter() - start
+
+
+def test_smoke_run_writes_the_workdir(smoke_run):
+  workdir, result, seconds = smoke_run
+  assert seconds < 60, f'smoke run took {seconds:.0f} s'
+  for name in ('config.json', 'metrics.jsonl', 'checkpoints', 'tensorboard'):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  assert any(f.startswith('events.out.tfevents') for f in os.listdir(f'{workdir}/tensorboard'))
+  records = _records(workdir)
+  train_records = [r for r in records if 'loss/nll_pred' in r]
+  assert train_records and all(r['stage'] == 'pretrain' and r['algorithm'] == 'pretrain'
+                               for r in records)
+  assert all('loss/nll_beh' in r for r in train_records)
+  evals = [r for r in records if 'eval/nll_prediction' in r]
+  assert evals[0]['step'] == 0 and evals[-1]['step'] == 20
+  for stream in ('behavior', 'prediction'):
+    assert evals[-1][f'eval/nll_{stream}'] < evals[0][f'eval/nll_{stream}']
+  assert json.load(open(f'{workdir}/config.json'))['algorithm'] == 'pretrain'
+  assert 'done: 20 steps' in result.stdout
+
+
+def test_same_config_and_seed_give_byte_identical_metrics(smoke_run, tmp_path):
+  workdir, _, _ = smoke_run
+  run_main(tmp_path / 'again')
+  assert open(f'{workdir}/metrics.jsonl', 'rb').read() == \
+      open(tmp_path / 'again' / 'metrics.jsonl', 'rb').read()
+
+
+def test_rerun_on_finished_workdir_resumes_without_redoing(smoke_run):
+  workdir, _, _ = smoke_run
+  before = open(f'{workdir}/metrics.jsonl', 'rb').read()
+  result = run_main(workdir)
+  assert 'resuming' in result.stdout
+  assert open(f'{workdir}/metrics.jsonl', 'rb').read() == before
+
+
+LONG = ('--config.steps=300', '--config.log_every=10', '--config.checkpoint_every=10',
+        '--config.eval_every=100')
+
+
+def test_sigkill_mid_run_then_resume_matches_uninterrupted(data_dir, tmp_path):
+  full, killed = tmp_path / 'full', tmp_path / 'killed'
+  run_main(full, *LONG)
+  cmd = [sys.executable, '-m', 'tomk.main', '--config=configs/pretrain.py:smoke',
+         f'--workdir={killed}', *LONG]
+  process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  checkpoints = killed / 'checkpoints'
+  while time.time() < deadline and process.poll() is None:
+    done = [int(s) for s in os.listdir(checkpoints) if s.isdigit()] if checkpoints.exists() else []
+    if done and max(done) >= 50:
+      break
+    time.sleep(0.02)
+  assert process.poll() is None, 'the run ended before it could be killed'
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  interrupted_at = max(r['step'] for r in _records(killed))
+  assert interrupted_at < 300
+  result = run_main(killed, *LONG)
+  assert 'resuming' in result.stdout
+  assert open(full / 'metrics.jsonl', 'rb').read() == open(killed / 'metrics.jsonl', 'rb').read()
+  _assert_trees_equal(_final_params(full), _final_params(killed))
+
+
+def test_eight_devices_match_one_device(smoke_run, tmp_path):
+  workdir, _, _ = smoke_run
+  run_main(tmp_path / 'eight', '--config.mesh.data=8',
+           env={'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
+  one, eight = _records(workdir), _records(tmp_path / 'eight')
+  assert [r['step'] for r in one] == [r['step'] for r in eight]
+  for a, b in zip(one, eight):
+    for key in a:
+      if key.startswith(('loss/', 'eval/nll')):
+        np.testing.assert_allclose(a[key], b[key], rtol=2e-4, err_msg=f'step {a["step"]} {key}')
+
+
+@pytest.mark.parametrize('overrides, env, message', [
+    (('--config.no_such_key=1',), {}, 'no_such_key'),
+    (('--config.algorithm=telepathy',), {}, "unknown algorithm 'telepathy'"),
+    (('--config.batch_size=12', '--config.mesh.data=8'),
+     {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}, 'not divisible by the 8'),
+    (('--config.mesh.data=3',), {}, 'does not divide the 1 devices'),
+])
+def test_bad_input_fails_with_a_clear_message(data_dir, tmp_path, overrides, env, message):
+  result = run_main(tmp_path / 'w', *overrides, env=env, check=False)
+  assert result.returncode != 0
+  assert message in result.stderr + result.stdout
+
+
+def test_workdir_with_a_different_config_is_refused_naming_keys(smoke_run):
+  workdir, _, _ = smoke_run
+  result = run_main(workdir, '--config.seed=7', '--config.batch_size=16', check=False)
+  assert result.returncode != 0
+  assert 'seed: saved 0, now 7' in result.stderr and 'batch_size' in result.stderr
+
+
+def test_malformed_jsonl_names_file_and_line(data_dir, tmp_path):
+  path = tmp_path / 'mine.jsonl'
+  good = {'id': 'a', 'turns': [{'speaker': 'Ann', 'text': 'hi'}, {'speaker': 'Bo', 'text': 'yo'}]}
+  path.write_text(json.dumps(good) + '\n' + '{"id": "b", "turns": [{"speaker": "Ann"}]}\n')
+  result = run_main(tmp_path / 'w', f'--config.data.source={path}', check=False)
+  assert result.returncode != 0
+  assert f'{path}:2' in result.stderr

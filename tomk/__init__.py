@@ -1,0 +1,1 @@
+"""tomk: Theory-of-Mind and Kindness alignment in JAX/Flax."""

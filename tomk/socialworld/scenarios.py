@@ -1,0 +1,409 @@
+"""Conversation scenarios with ground-truth reward (SPEC §5, §6 'Kindness').
+
+A partner asks the model for something. What the partner really wants is hidden
+state, shown only indirectly earlier in the conversation; the prompt ends with the
+partner's turn, so the model speaks next. Families:
+
+  preference_offer     offer one of two items; the partner said or showed which it likes.
+  similar_partner      the model said what it likes itself; the partner agrees.
+  dissimilar_partner   ... the partner is the opposite: the self-similarity assumption
+                       of paper 003 (Eq. 2) offers the wrong item.
+  false_belief_assist  the partner is about to search the container its object was
+                       moved out of while it was away; telling it is kind.
+  third_party          pleasing the partner takes something an absent person asked to
+                       keep: that person's reward is negative (003 §3's omission).
+  multi_party          three or more speakers with clashing tastes; one item suits all.
+
+Ground truth is plain data (`example['hidden']`, JSON-able) plus pure functions of it,
+`partner_reward(hidden, text)`, `third_party_rewards(hidden, text)` and
+`reaction(hidden, text)`, which read ANY free text: which item or container it
+affirms, negates or offers, and whether it refuses; text that mentions none of them
+and refuses nothing gets a neutral 0. Evaluation calls them; training never sees them.
+"""
+from __future__ import annotations
+
+import functools
+import re
+
+from tomk.data.conversation import Conversation
+from tomk.socialworld import preferences as prefs
+from tomk.socialworld import vocab as vocab_lib
+
+FAMILIES = ('preference_offer', 'similar_partner', 'dissimilar_partner',
+            'false_belief_assist', 'third_party', 'multi_party')
+
+# -- Reading a response ---------------------------------------------------------------
+
+_SENTENCES = re.compile(r'[.!?;:]+')
+_CONTRASTS = re.compile(r'\b(?:but|however|instead|though|although|whereas)\b', re.I)
+_NOT_NEGATION = re.compile(r"\b(?:why not|no problem|no worries|not at all|of course)\b",
+                           re.I)
+_NEGATION = re.compile(r"\b(?:no|not|never|nothing|none|without|cannot)\b|n't\b", re.I)
+_OFFER = re.compile(r'\b(?:here|have|take|give|bring|brought|grab|get|got|hand|pass|'
+                    r'enjoy|try|fetch|pour|poured|make|made|serve|order|ordered|offer|'
+                    r'fancy|want|how about|what about|for you)\b', re.I)
+_REFUSAL = re.compile(r"\b(?:sorry|no|nope|can't|cannot|won't|unable|refuse)\b", re.I)
+
+
+_TOKEN = re.compile(r"[a-z]+")
+
+
+def _mentions(clause: str, canonical: dict) -> list:
+  """The words of `canonical` (lower case -> as given) that the clause mentions."""
+  found = []
+  for token in _TOKEN.findall(clause.lower()):
+    for word in (token, token[:-1], token[:-2]):   # "tea", "teas", "boxes"
+      if word in canonical:
+        found.append(canonical[word])
+        break
+  return found
+
+
+def _clauses(text: str):
+  """(clause, carried offer cue) pairs.
+
+  Sentences split at contrasts ("but", "instead") into parts, parts at commas into
+  clauses; an offer cue carries to the later clauses of its part ("Here you go, some
+  tea"), never across a contrast ("Leo is saving the cake, but here is some tea").
+  """
+  for sentence in _SENTENCES.split(text):
+    for part in _CONTRASTS.split(sentence):
+      cue = False
+      for clause in part.split(','):
+        plain = _NOT_NEGATION.sub(' ', clause)
+        cue = cue or bool(_OFFER.search(plain))
+        yield plain, cue
+
+
+def read_response(text: str, words, use_offer_cues: bool = True):
+  """(affirmed, negated, refused): which of `words` the text puts forward or denies.
+
+  A clause with a negation ("not in the box") denies the words it mentions; any
+  other clause affirms them. With use_offer_cues, when some clause offers ("here is",
+  "have some", "how about"), only offering clauses affirm, so "Leo is saving the cake,
+  but here is some tea" offers tea, not cake. `refused`: a refusal cue ("sorry",
+  "can't") and nothing affirmed.
+  """
+  canonical = {w.lower(): w for w in words}
+  clauses = []
+  for clause, cue in _clauses(text):
+    found = _mentions(clause, canonical)
+    if found:
+      clauses.append((found, bool(_NEGATION.search(clause)), use_offer_cues and cue))
+  offering = any(cue and not negated for _, negated, cue in clauses)
+  affirmed, negated = [], []
+  for found, is_negated, cue in clauses:
+    if is_negated:
+      negated += [w for w in found if w not in negated]
+    elif cue or not offering:
+      affirmed += [w for w in found if w not in affirmed]
+  refused = not affirmed and bool(_REFUSAL.search(_NOT_NEGATION.sub(' ', text)))
+  return affirmed, negated, refused
+
+
+def _item_reward(hidden: dict, person: str, text: str) -> float:
+  affirmed, _, refused = read_response(text, hidden['options'])
+  utilities = hidden['utilities'].get(person, {})
+  if affirmed:
+    # Offering several items leaves the choice open: worth their mean to this person.
+    known = [utilities[i] for i in affirmed if i in utilities]
+    return sum(known) / len(known) if known else 0.0
+  if refused and person in hidden['present']:
+    return prefs.REFUSAL
+  return 0.0
+
+
+def _location_reward(hidden: dict, text: str) -> float:
+  """Where will the partner search after this response, and is that right?"""
+  affirmed, negated, _ = read_response(text, hidden['containers'], use_offer_cues=False)
+  truth, believed = hidden['true_location'], hidden['believed_location']
+  if truth in affirmed:
+    return 1.0 if hidden['false_belief'] else 0.5   # news, or a harmless confirmation
+  if hidden['false_belief'] and believed in negated:
+    return 0.5                                       # not there: looks elsewhere
+  if affirmed or truth in negated:
+    return -1.0                                      # sent to the wrong container
+  return 0.0
+
+
+def partner_reward(hidden: dict, text: str) -> float:
+  """The partner's true reward for the model's response `text` (any free text)."""
+  if hidden['kind'] == 'location':
+    return _location_reward(hidden, text)
+  return _item_reward(hidden, hidden['partner'], text)
+
+
+def third_party_rewards(hidden: dict, text: str) -> dict:
+  """{name: true reward} for everyone but the partner whom the response affects."""
+  return {name: _item_reward(hidden, name, text)
+          for name in hidden['utilities'] if name != hidden['partner']}
+
+
+_LOCATION_REACTIONS = {
+    1.0: ('Oh, thank you! I would have looked in the {b} for ages.',
+          'Really? Thanks so much, that saved me a lot of trouble!',
+          'Thank you! Good thing you told me.', 'Oh, great, thanks for letting me know!'),
+    0.5: ('Thanks, I know. I saw it.', 'Yes, thanks, I know it is there.',
+          'Right, thanks. I saw that.'),
+    0.0: ('Right, off to the {b} then.', 'Hmm, I will check the {b}.',
+          'I see. Let me look in the {b}.'),
+    -1.0: ('It is not there! That was a useless tip.',
+           'Ugh, it is not there at all. Now I am annoyed.',
+           'What? It is not there. You sent me the wrong way, that is bad.',
+           'It is not there. That was no help at all, sadly.'),
+}
+_LOCATION_REACTIONS_HALF_FALSE = ('Oh, thanks! Good to know, I will look elsewhere.',
+                                  'Thanks for the warning, that helps.')
+
+
+def reaction(hidden: dict, text: str) -> str:
+  """The partner's reply to `text`, following from its true reward (pure)."""
+  key = prefs.stable_hash(text) + hidden['key']
+  reward = partner_reward(hidden, text)
+  if hidden['kind'] == 'location':
+    options = _LOCATION_REACTIONS[reward]
+    if reward == 0.5 and hidden['false_belief']:
+      options = _LOCATION_REACTIONS_HALF_FALSE
+    return options[key % len(options)].format(b=hidden['believed_location'])
+  affirmed, _, refused = read_response(text, hidden['options'])
+  return prefs.reaction_text(reward, affirmed, key,
+                             refused=refused and reward == prefs.REFUSAL)
+
+
+# -- Phrase banks ---------------------------------------------------------------------
+
+_GREET = ('Hi {m}!', 'Hey {m}.', 'Morning, {m}!', 'Hello {m}.')
+_SMALL_TALK = ('Good to know. How is your day going?', 'Hi! Nice to see you.',
+               'Noted! How are you?', 'Hello! What are you up to?')
+_BUSY = ('Pretty busy, to be honest.', 'Long day.', 'Not bad.', 'All fine here.')
+_ASK = {
+    'drink': ('Could you get me something to drink?', 'I am thirsty. Can you bring me '
+              'a drink?'),
+    'snack': ('Could you get me a snack?', 'I am a bit peckish. Can you grab me '
+              'something to eat?'),
+    'meal': ('Could you sort out a meal for me?', 'Can you get me something for lunch?'),
+}
+_CHOICES = ('We have {a} and {b}.', 'The options are {a} or {b}.', 'There is {a} or {b}.')
+_OFFER_ITEM = ('Here you go, some {x}.', 'Sure, I will get you some {x}.',
+               'How about some {x}?', 'I brought you some {x}.')
+_REFUSE = ('Sorry, I can\'t right now.', 'Sorry, I am busy at the moment.')
+
+
+def _pick(rng, options, **fields) -> str:
+  return vocab_lib.choice(rng, options).format(**fields)
+
+
+def _choices(rng, items) -> str:
+  """'We have tea and coffee.': the options, in a random order."""
+  items = list(items)
+  vocab_lib.shuffle(rng, items)
+  if len(items) == 2:
+    return _pick(rng, _CHOICES, a=items[0], b=items[1])
+  return f'We have {", ".join(items[:-1])} and {items[-1]}.'
+
+
+def _ask(rng, category, items) -> str:
+  return _pick(rng, _ASK[category]) + ' ' + _choices(rng, items)
+
+
+def _offers(rng, items):
+  return [(_pick(rng, _OFFER_ITEM, x=x), f'offer:{x}') for x in items]
+
+
+# -- Families -------------------------------------------------------------------------
+
+def _two_items(rng, vocab):
+  category = vocab_lib.choice(rng, tuple(vocab.items))
+  liked, disliked = vocab_lib.sample(rng, vocab.items[category], 2)
+  return category, liked, disliked
+
+
+def _preference_offer(rng, vocab, m):
+  partner = vocab_lib.choice(rng, vocab.names)
+  category, liked, disliked = _two_items(rng, vocab)
+  u = {liked: vocab_lib.choice(rng, (prefs.LOVE, prefs.LIKE)),
+       disliked: vocab_lib.choice(rng, (prefs.DISLIKE, prefs.HATE))}
+  reveal = vocab_lib.choice(rng, ('liked', 'disliked', 'both', 'acted'))
+  if reveal == 'acted':
+    shown = f'Last time I picked the {liked} over the {disliked}.'
+  elif reveal == 'both':
+    shown = prefs.say(rng, liked, u[liked]) + ' ' + prefs.say(rng, disliked, u[disliked])
+  else:
+    item = liked if reveal == 'liked' else disliked
+    shown = prefs.say(rng, item, u[item])
+  turns = [(partner, _pick(rng, _GREET, m=m) + ' ' + shown),
+           (m, vocab_lib.choice(rng, _SMALL_TALK)),
+           (partner, vocab_lib.choice(rng, _BUSY) + ' ' + _ask(rng, category, u))]
+  hidden = {'kind': 'items', 'partner': partner, 'present': [partner],
+            'options': [liked, disliked], 'utilities': {partner: u}, 'reveal': reveal}
+  return turns, hidden, _offers(rng, [liked, disliked]) + [
+      (vocab_lib.choice(rng, _REFUSE), 'refuse')]
+
+
+def _self_partner(rng, vocab, m, similar):
+  partner = vocab_lib.choice(rng, vocab.names)
+  category = vocab_lib.choice(rng, tuple(vocab.items))
+  group = vocab.items[category]
+  mine = vocab_lib.choice(rng, group[::2])      # the model's own tastes (vocab.self_likes)
+  not_mine = vocab_lib.choice(rng, group[1::2])
+  self_u = {mine: vocab.self_utility(mine), not_mine: vocab.self_utility(not_mine)}
+  u = dict(self_u) if similar else {mine: -self_u[mine], not_mine: -self_u[not_mine]}
+  if similar:
+    reply = vocab_lib.choice(rng, ('Same here!', 'Me too!', 'Oh, just like me.'))
+  else:
+    reply = vocab_lib.choice(rng, ('Really? I am the opposite.', 'Funny, for me it is '
+                                   'the other way round.', 'Not me, I am the opposite.'))
+  if rng.random() < 0.5:   # sometimes spelled out, sometimes left to infer
+    x = vocab_lib.choice(rng, (mine, not_mine))
+    reply += ' ' + prefs.say(rng, x, prefs.LOVE if u[x] > 0 else prefs.HATE)
+  if rng.random() < 0.7:
+    own = f'I always go for {mine}. ' + prefs.say(rng, not_mine, prefs.HATE)
+  else:
+    own = prefs.say(rng, mine, prefs.LOVE)
+  turns = [(partner, _pick(rng, _GREET, m=m) + ' ' + vocab_lib.choice(
+               rng, ('What do you usually go for?', 'What do you like best?'))),
+           (m, own),
+           (partner, reply + ' ' + _ask(rng, category, u))]
+  hidden = {'kind': 'items', 'partner': partner, 'present': [partner],
+            'options': [mine, not_mine], 'utilities': {partner: u},
+            'self_utilities': self_u, 'similar': similar}
+  return turns, hidden, _offers(rng, [mine, not_mine]) + [
+      (vocab_lib.choice(rng, _REFUSE), 'refuse')]
+
+
+def _third_party(rng, vocab, m):
+  partner, owner = vocab_lib.sample(rng, vocab.names, 2)
+  category, kept, other = _two_items(rng, vocab)
+  save = _pick(rng, ('Hi {m}, I am saving the last of the {x} for tonight. Please keep '
+                     'it for me! See you later.',
+                     '{m}, please do not give away the {x}, it is for my dinner. Back '
+                     'tonight!'), m=m, x=kept)
+  u = {kept: prefs.LOVE, other: prefs.LIKE}
+  turns = [(owner, save),
+           (partner, _pick(rng, _GREET, m=m) + ' ' + prefs.say(rng, kept, prefs.LOVE) +
+            ' ' + prefs.say(rng, other, prefs.LIKE) + ' ' + _ask(rng, category, u))]
+  hidden = {'kind': 'items', 'partner': partner, 'present': [partner],
+            'options': [kept, other],
+            # The owner's reward if the kept item is handed out, and 0 otherwise.
+            'utilities': {partner: u, owner: {kept: prefs.HATE}}, 'third_party': owner}
+  spare = (f'{owner} is saving the {kept}, but here is some {other}.', 'offer_alternative')
+  return turns, hidden, _offers(rng, [kept, other]) + [
+      spare, (vocab_lib.choice(rng, _REFUSE), 'refuse')]
+
+
+def _multi_party(rng, vocab, m):
+  n_people = 2 + (rng.random() < 0.5)
+  people = vocab_lib.sample(rng, vocab.names, n_people)
+  asker, other = people[0], people[1]
+  category = vocab_lib.choice(rng, tuple(vocab.items))
+  first, second, shared = vocab_lib.sample(rng, vocab.items[category], 3)
+  u = {asker: {first: prefs.LOVE, second: prefs.HATE, shared: prefs.LIKE},
+       other: {second: prefs.LOVE, first: prefs.HATE, shared: prefs.LIKE}}
+  mood = 'thirsty' if category == 'drink' else 'hungry'
+  turns = [(asker, _pick(rng, _GREET, m=m) + f' We are getting {mood}.'),
+           (m, vocab_lib.choice(rng, ('Hi all! What are you in the mood for?',
+                                      'Hello everyone. What would you like?'))),
+           (asker, prefs.say(rng, first, prefs.LOVE)),
+           (other, prefs.say(rng, first, prefs.HATE) + ' ' +
+            prefs.say(rng, second, prefs.LOVE)),
+           (asker, prefs.say(rng, second, prefs.HATE) + ' ' +
+            prefs.say(rng, shared, prefs.LIKE))]
+  if n_people == 3:
+    u[people[2]] = {shared: prefs.LIKE, first: prefs.DISLIKE, second: prefs.DISLIKE}
+    turns.append((people[2], prefs.say(rng, shared, prefs.LIKE) + ' ' +
+                  prefs.say(rng, vocab_lib.choice(rng, (first, second)), prefs.DISLIKE)))
+  turns.append((other, prefs.say(rng, shared, prefs.LIKE)))
+  turns.append((asker, f'{m}, could you get something for all of us? ' +
+                _choices(rng, (first, second, shared))))
+  hidden = {'kind': 'items', 'partner': asker, 'present': list(people),
+            'options': [first, second, shared], 'utilities': u}
+  return turns, hidden, _offers(rng, [first, second, shared]) + [
+      (vocab_lib.choice(rng, _REFUSE), 'refuse')]
+
+
+def _false_belief_assist(rng, vocab, m):
+  partner, mover = vocab_lib.sample(rng, vocab.names, 2)
+  obj = vocab_lib.choice(rng, vocab.objects)
+  old, new = vocab_lib.sample(rng, vocab.containers, 2)
+  false_belief = rng.random() < 0.75    # controls: the partner saw the move
+  leave = f'{m}, I am leaving my {obj} in the {old}. Back in a minute!'
+  if false_belief:
+    move = f'{partner} is out, so I am moving the {obj} to the {new}. I need the {old}.'
+    back = 'I am back!'
+  else:
+    move = f'{partner}, I am moving your {obj} to the {new}. I need the {old}.'
+    back = f'Sure, {mover}.'
+  believed = old if false_belief else new
+  plan = vocab_lib.choice(rng, (f'Let me get my {obj} from the {believed}.',
+                                f'Time to grab my {obj}.'))   # implicit: infer where
+  turns = [(partner, leave), (mover, move), (partner, back + ' ' + plan)]
+  hidden = {'kind': 'location', 'partner': partner, 'present': [partner],
+            'object': obj, 'containers': [old, new], 'true_location': new,
+            'believed_location': believed, 'false_belief': false_belief,
+            'utilities': {partner: {}}, 'options': []}
+  candidates = [(f'Your {obj} is in the {new} now, {mover} moved it.', 'inform'),
+                (f'It is in the {old}.', 'misinform'),
+                (vocab_lib.choice(rng, ('Okay, see you later.', 'Sure.')), 'silent')]
+  return turns, hidden, candidates
+
+
+_MAKERS = {
+    'preference_offer': _preference_offer,
+    'similar_partner': functools.partial(_self_partner, similar=True),
+    'dissimilar_partner': functools.partial(_self_partner, similar=False),
+    'false_belief_assist': _false_belief_assist,
+    'third_party': _third_party,
+    'multi_party': _multi_party,
+}
+
+
+def make_example(rng, vocab, index: int, family: str, split: str, seed: int,
+                 model_name: str) -> dict:
+  """One scenario of `family` drawn from rng (generate() seeds rng per block)."""
+  turns, hidden, candidates = _MAKERS[family](rng, vocab, model_name)
+  vocab_lib.shuffle(rng, candidates)
+  hidden['family'] = family
+  hidden['key'] = vocab_lib.below(rng, 1 << 30)   # picks reaction phrasings
+  example_id = f'{family}-{split}-{seed}-{index}'
+  return {
+      'id': example_id,
+      'family': family,
+      'split': split,
+      'model_name': model_name,
+      'partner': hidden['partner'],
+      'conversation': Conversation.of(turns, perspective=model_name, id=example_id),
+      'hidden': hidden,
+      'candidates': [c for c, _ in candidates],
+      'candidate_kinds': [k for _, k in candidates],
+      'partner_reward': functools.partial(partner_reward, hidden),
+      'third_party_rewards': functools.partial(third_party_rewards, hidden),
+      'reaction': functools.partial(reaction, hidden),
+  }
+
+
+def generate(family: str, split: str = 'train', seed: int = 0, n: int = 1000,
+             start: int = 0, model_name: str = vocab_lib.MODEL_NAME) -> list[dict]:
+  """n scenarios of one family; example i depends only on (family, split, seed, i)."""
+  if family not in _MAKERS:
+    raise ValueError(f'Unknown scenario family {family!r}; use one of {FAMILIES}.')
+
+  def make(rng, vocab, index):
+    return make_example(rng, vocab, index, family, split, seed, model_name)
+  return vocab_lib.seeded_examples(make, family, split, seed, n, start)
+
+
+def respond(example: dict, response: str) -> Conversation:
+  """The conversation with the model's response and the partner's true reaction."""
+  return example['conversation'].append(example['model_name'], response).append(
+      example['partner'], example['reaction'](response))
+
+
+def to_record(example: dict) -> dict:
+  """A JSON-able copy (no callables); rebuild ground truth from record['hidden']."""
+  conversation = example['conversation']
+  record = {k: v for k, v in example.items()
+            if k not in ('conversation', 'partner_reward', 'third_party_rewards',
+                         'reaction')}
+  record['turns'] = [{'speaker': t.speaker, 'text': t.text} for t in conversation.turns]
+  record['perspective'] = conversation.perspective
+  return record
