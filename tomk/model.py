@@ -78,7 +78,7 @@ class Attention(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x, positions, cache: Cache | None):
+  def __call__(self, x, positions, cache: Cache | None, key_mask=None):
     c = self.config
     q = _dense((c.num_heads, c.head_dim), ('embed', 'heads', 'kv'), 'query')(x)
     k = _dense((c.num_heads, c.head_dim), ('embed', 'heads', 'kv'), 'key')(x)
@@ -95,9 +95,11 @@ class Attention(nn.Module):
       key_slots = jnp.arange(keys.shape[1])
       query_slots = index + jnp.arange(x.shape[1])
       cache = {'k': keys, 'v': values, 'index': index + x.shape[1]}
-    mask = query_slots[:, None] >= key_slots[None, :]                      # [T, S]
+    mask = (query_slots[:, None] >= key_slots[None, :])[None, None]          # [1, 1, T, S]
+    if key_mask is not None:                                                  # padding: [B, S]
+      mask = mask & key_mask[:, None, None, :]
     scores = jnp.einsum('bthd,bshd->bhts', q, keys) / jnp.sqrt(c.head_dim).astype(x.dtype)
-    scores = jnp.where(mask[None, None], scores.astype(jnp.float32), -1e30)
+    scores = jnp.where(mask, scores.astype(jnp.float32), -1e30)
     weights = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
     out = jnp.einsum('bhts,bshd->bthd', weights, values)
     out = nn.DenseGeneral(c.d_model, axis=(-2, -1), use_bias=False, name='out',
@@ -111,9 +113,10 @@ class Block(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x, positions, cache: Cache | None):
+  def __call__(self, x, positions, cache: Cache | None, key_mask=None):
     c = self.config
-    y, cache = Attention(c, name='attention')(RMSNorm(name='attention_norm')(x), positions, cache)
+    y, cache = Attention(c, name='attention')(RMSNorm(name='attention_norm')(x), positions, cache,
+                                              key_mask)
     x = nn.with_logical_constraint(x + y, ('batch', 'length', 'embed'))
     h = RMSNorm(name='mlp_norm')(x)
     gate = _dense(c.ffn_dim, ('embed', 'mlp'), 'gate')(h)
@@ -127,7 +130,7 @@ class Perception(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, tokens, positions, cache: list | None = None):
+  def __call__(self, tokens, positions, cache: list | None = None, key_mask=None):
     c = self.config
     embed = self.param('embedding', nn.with_logical_partitioning(
         nn.initializers.normal(1.0), ('vocab', 'embed')), (c.vocab_size, c.d_model))
@@ -135,7 +138,8 @@ class Perception(nn.Module):
     x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
     new_cache = []
     for i in range(c.trunk_layers):
-      x, layer_cache = Block(c, name=f'block_{i}')(x, positions, None if cache is None else cache[i])
+      x, layer_cache = Block(c, name=f'block_{i}')(x, positions,
+                                                   None if cache is None else cache[i], key_mask)
       new_cache.append(layer_cache)
     return x, (new_cache if cache is not None else None)
 
@@ -145,11 +149,12 @@ class Tower(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, h, positions, cache: list | None = None):
+  def __call__(self, h, positions, cache: list | None = None, key_mask=None):
     c = self.config
     new_cache = []
     for i in range(c.tower_layers):
-      h, layer_cache = Block(c, name=f'block_{i}')(h, positions, None if cache is None else cache[i])
+      h, layer_cache = Block(c, name=f'block_{i}')(h, positions,
+                                                   None if cache is None else cache[i], key_mask)
       new_cache.append(layer_cache)
     h = RMSNorm(name='final_norm')(h)
     logits = _dense(c.vocab_size, ('embed', 'vocab'), 'readout')(h).astype(jnp.float32)
@@ -180,22 +185,25 @@ class Model:
     return nn.unbox(self.init_boxed(rng, batch_size, length))
 
   # --- the parts, for routing and sampling -------------------------------------------------
-  def perceive(self, perception_params, tokens, positions=None, cache=None):
+  # key_mask [B, S] (True = a real token) hides padding from attention; S is the
+  # sequence length, or the cache length when decoding.
+  def perceive(self, perception_params, tokens, positions=None, cache=None, key_mask=None):
     positions = _default_positions(tokens, positions)
-    return self.perception.apply({'params': perception_params}, tokens, positions, cache)
+    return self.perception.apply({'params': perception_params}, tokens, positions, cache, key_mask)
 
-  def stream(self, tower_params, h, positions=None, cache=None):
+  def stream(self, tower_params, h, positions=None, cache=None, key_mask=None):
     positions = _default_positions(h[..., 0], positions)
-    return self.tower.apply({'params': tower_params}, h, positions, cache)
+    return self.tower.apply({'params': tower_params}, h, positions, cache, key_mask)
 
   # --- the whole model ---------------------------------------------------------------------
-  def apply(self, params, tokens, positions=None, streams=STREAMS):
+  def apply(self, params, tokens, positions=None, streams=STREAMS, key_mask=None):
     """Both streams' logits: {'behavior': [B,T,V], 'prediction': [B,T,V]}."""
-    h, _ = self.perceive(params['perception'], tokens, positions)
-    return {s: self.stream(params[s], h, positions)[0] for s in streams}
+    h, _ = self.perceive(params['perception'], tokens, positions, key_mask=key_mask)
+    return {s: self.stream(params[s], h, positions, key_mask=key_mask)[0] for s in streams}
 
-  def init_cache(self, batch_size: int, max_len: int | None = None, dtype=None) -> Cache:
-    """An empty KV cache for perception and both towers."""
+  def init_cache(self, batch_size: int, max_len: int | None = None, dtype=None,
+                 streams=STREAMS) -> Cache:
+    """An empty KV cache for perception and the given towers; `valid` marks filled slots."""
     c = self.config
     max_len = max_len or c.max_len
     dtype = dtype or c.dtype
@@ -203,19 +211,24 @@ class Model:
       return [{'k': jnp.zeros((batch_size, max_len, c.num_heads, c.head_dim), dtype),
                'v': jnp.zeros((batch_size, max_len, c.num_heads, c.head_dim), dtype),
                'index': jnp.zeros((), jnp.int32)} for _ in range(n)]
-    return {'perception': layers(c.trunk_layers),
-            'behavior': layers(c.tower_layers), 'prediction': layers(c.tower_layers)}
+    return {'valid': jnp.zeros((batch_size, max_len), bool), 'perception': layers(c.trunk_layers),
+            **{s: layers(c.tower_layers) for s in streams}}
 
-  def decode(self, params, tokens, positions, cache: Cache, stream: str):
+  def decode(self, params, tokens, positions, cache: Cache, stream: str, valid=None):
     """Runs a chunk (prompt or one token) of one stream through the cache.
 
-    Returns that stream's logits for the chunk and the updated cache; the
-    perception cache is shared by both streams.
+    `valid` [B, t] marks real tokens of the chunk (False = left padding). Returns
+    that stream's logits for the chunk and the updated cache; the perception cache
+    is shared by both streams.
     """
+    valid = jnp.ones(tokens.shape, bool) if valid is None else valid
+    key_mask = jax.lax.dynamic_update_slice_in_dim(
+        cache['valid'], valid, cache['perception'][0]['index'], 1)
     h, perception_cache = self.perceive(params['perception'], tokens, positions,
-                                        cache['perception'])
-    logits, stream_cache = self.stream(params[stream], h, positions, cache[stream])
-    return logits, {**cache, 'perception': perception_cache, stream: stream_cache}
+                                        cache['perception'], key_mask)
+    logits, stream_cache = self.stream(params[stream], h, positions, cache[stream], key_mask)
+    return logits, {**cache, 'valid': key_mask, 'perception': perception_cache,
+                    stream: stream_cache}
 
 
 def _default_positions(tokens, positions):

@@ -210,3 +210,25 @@ def run(config, workdir: str) -> dict:
       print(f'  {k:28s} {before}{v:.3f}', flush=True)
   return summary
 
+
+
+def load_run(workdir: str, step: int | None = None):
+  """(config, model, tokenizer, params, step) of a run's latest (or given) checkpoint, on the host.
+
+  For evaluation and sampling outside the training loop: no optimizer or mesh needed.
+  """
+  import json
+  import ml_collections
+  with open(os.path.join(workdir, 'config.json')) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+  with ocp.CheckpointManager(directory) as manager:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise ValueError(f'{workdir} has no checkpoint yet; train it first with tomk.main.')
+  with ocp.StandardCheckpointer() as checkpointer:
+    params = checkpointer.restore(os.path.join(directory, str(step), 'state'))['params']
+  tokenizer = pipeline.tokenizer_for(config.data)
+  model = Model(ModelConfig.from_config({**config.model.to_dict(),
+                                         'vocab_size': tokenizer.vocab_size}))
+  return config, model, tokenizer, params, step

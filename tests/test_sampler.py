@@ -1,0 +1,70 @@
+"""The sampler: reproducible from its key, cached logits equal a full recompute, stops at end of turn."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tomk.model import Model, ModelConfig
+from tomk.sampler import Sampler, SamplingConfig, left_pad
+
+CONFIG = ModelConfig(vocab_size=61, d_model=32, num_heads=2, ffn_dim=64, trunk_layers=1,
+                     tower_layers=1, max_len=64)
+EOT, PAD = 3, 0
+PROMPTS = [[5, 6, 7], [8, 9, 10, 11, 12, 13, 14], [20]]
+
+
+def _setup():
+  model = Model(CONFIG)
+  return model, model.init(jax.random.key(0)), Sampler(model, EOT, PAD)
+
+
+def test_same_key_same_samples_other_key_other_samples():
+  _, params, sampler = _setup()
+  config = SamplingConfig(max_new_tokens=12, temperature=1.0, top_k=20, top_p=0.9)
+  a = sampler(params, PROMPTS, jax.random.key(1), config=config, num_samples=2)
+  b = sampler(params, PROMPTS, jax.random.key(1), config=config, num_samples=2)
+  c = sampler(params, PROMPTS, jax.random.key(2), config=config, num_samples=2)
+  np.testing.assert_array_equal(a.tokens, b.tokens)
+  assert not np.array_equal(a.tokens, c.tokens)
+  assert a.tokens.shape == (6, 12)
+
+
+def test_recorded_logprobs_equal_a_full_forward_of_the_sampled_sequence():
+  model, params, sampler = _setup()
+  for stream in ('behavior', 'prediction'):
+    s = sampler(params, PROMPTS, jax.random.key(3), stream=stream,
+                config=SamplingConfig(max_new_tokens=10))
+    for row, prompt in enumerate(PROMPTS):
+      n = int(s.mask[row].sum())
+      sequence = jnp.asarray([prompt + list(np.asarray(s.tokens[row, :n]))])
+      logits = model.apply(params, sequence)[stream][0]
+      logprobs = jax.nn.log_softmax(logits)[len(prompt) - 1:len(prompt) - 1 + n]
+      expected = jnp.take_along_axis(logprobs, sequence[0, len(prompt):, None], -1)[:, 0]
+      np.testing.assert_allclose(s.logprobs[row, :n], expected, atol=1e-4)
+
+
+def test_greedy_stops_at_end_of_turn_and_pads_after():
+  model, params, sampler = _setup()
+  # Make the end-of-turn token overwhelmingly likely in the behavior readout.
+  params = jax.tree.map(lambda x: x, params)
+  bias = params['behavior']['readout']['kernel'].at[:, EOT].add(50.0)
+  params['behavior']['readout']['kernel'] = bias
+  s = sampler(params, PROMPTS, jax.random.key(0), config=SamplingConfig(8, temperature=0.0))
+  np.testing.assert_array_equal(s.tokens[:, 0], EOT)
+  np.testing.assert_array_equal(s.tokens[:, 1:], PAD)
+  np.testing.assert_array_equal(s.mask.sum(1), 1)
+
+
+def test_left_pad_aligns_prompts_right():
+  tokens, valid = left_pad(PROMPTS, PAD, multiple=8)
+  assert tokens.shape == (3, 8)
+  np.testing.assert_array_equal(tokens[0, -3:], [5, 6, 7])
+  assert valid.sum() == 11
+
+
+def test_no_retrace_between_calls_of_the_same_shape():
+  _, params, sampler = _setup()
+  config = SamplingConfig(max_new_tokens=6)
+  for seed in range(3):
+    sampler(params, PROMPTS, jax.random.key(seed), config=config)
+  assert sampler._generate._cache_size() == 1

@@ -1,0 +1,126 @@
+"""Sampling from either stream with a KV cache (SPEC §8; Tunix's sampler is the model).
+
+`generate` is a pure, jittable function: left-padded prompts are prefilled in one
+chunk, then tokens are decoded one at a time inside a `lax.while_loop` that stops
+when every row has ended its turn. Nothing returns to the host inside a rollout,
+so it can run inside a larger jitted step (rollout → reward → update). `Sampler`
+wraps it in `jax.jit` with the sampling settings static.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tomk.model import Model
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+  max_new_tokens: int = 64
+  temperature: float = 1.0      # 0 = greedy
+  top_k: int = 0                # 0 = no top-k cut
+  top_p: float = 1.0            # 1 = no nucleus cut
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class Samples:
+  tokens: jax.Array       # [B, N] generated tokens, pad after the end of turn
+  logprobs: jax.Array     # [B, N] log π(token) under the stream at temperature 1
+  mask: jax.Array         # [B, N] True for generated tokens (end-of-turn included)
+
+
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, multiple: int = 16):
+  """Prompts → (tokens [B, P], valid [B, P]) right-aligned; P rounded up to `multiple`
+  so that prompts of similar length share one compiled program."""
+  longest = max(len(p) for p in prompts)
+  length = -(-max(longest, 1) // multiple) * multiple
+  tokens = np.full((len(prompts), length), pad_id, np.int32)
+  valid = np.zeros((len(prompts), length), bool)
+  for i, p in enumerate(prompts):
+    if len(p):
+      tokens[i, length - len(p):] = p
+      valid[i, length - len(p):] = True
+  return tokens, valid
+
+
+def _filter(logits, top_k: int, top_p: float):
+  if top_k:
+    kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
+    logits = jnp.where(logits < kth, -jnp.inf, logits)
+  if top_p < 1.0:
+    sorted_logits = jnp.sort(logits, axis=-1)[..., ::-1]
+    cumulative = jnp.cumsum(jax.nn.softmax(sorted_logits, -1), -1)
+    # Keep the smallest set whose mass reaches top_p: the cut-off logit is the first past it.
+    cutoff_index = jnp.sum(cumulative < top_p, -1, keepdims=True)
+    cutoff = jnp.take_along_axis(sorted_logits, cutoff_index, -1)
+    logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+  return logits
+
+
+def sample_token(logits, key, config: SamplingConfig):
+  if config.temperature == 0.0:
+    return jnp.argmax(logits, -1).astype(jnp.int32)
+  logits = _filter(logits / config.temperature, config.top_k, config.top_p)
+  return jax.random.categorical(key, logits).astype(jnp.int32)
+
+
+def generate(model: Model, params, tokens, valid, key, *, stream: str, eot_id: int, pad_id: int,
+             config: SamplingConfig) -> Samples:
+  """Samples one turn per row from `stream` after left-padded prompts [B, P]."""
+  batch, prompt_len = tokens.shape
+  steps = config.max_new_tokens
+  cache = model.init_cache(batch, prompt_len + steps, streams=(stream,))
+  positions = jnp.maximum(jnp.cumsum(valid, 1) - 1, 0)
+  logits, cache = model.decode(params, tokens, positions, cache, stream, valid)
+  next_position = valid.sum(1)                       # [B] where the first new token goes
+
+  def cond(carry):
+    i, _, _, done, _, _ = carry
+    return (i < steps) & ~jnp.all(done)
+
+  def body(carry):
+    i, out, logprobs, done, last_logits, cache = carry
+    # Padding is never a real token: it marks where a row has stopped.
+    allowed = last_logits.at[:, pad_id].set(-jnp.inf)
+    token = sample_token(allowed, jax.random.fold_in(key, i), config)
+    token = jnp.where(done, pad_id, token)
+    logprob = jnp.take_along_axis(jax.nn.log_softmax(last_logits), token[:, None], -1)[:, 0]
+    out = out.at[:, i].set(token)
+    logprobs = logprobs.at[:, i].set(jnp.where(done, 0.0, logprob))
+    emitted = ~done
+    done = done | (token == eot_id)
+    step_logits, cache = model.decode(params, token[:, None], (next_position + i)[:, None], cache,
+                                      stream, emitted[:, None])
+    return i + 1, out, logprobs, done, step_logits[:, -1], cache
+
+  carry = (jnp.zeros((), jnp.int32), jnp.full((batch, steps), pad_id, jnp.int32),
+           jnp.zeros((batch, steps), jnp.float32), jnp.zeros((batch,), bool), logits[:, -1], cache)
+  _, out, logprobs, _, _, _ = jax.lax.while_loop(cond, body, carry)
+  # A row's tokens are real up to and including its end of turn.
+  ended_before = jnp.cumsum(out == eot_id, 1) - (out == eot_id)
+  mask = (ended_before == 0) & (out != pad_id)
+  return Samples(out, logprobs * mask, mask)
+
+
+class Sampler:
+  """Jitted sampling for host callers: token lists in, Samples out."""
+
+  def __init__(self, model: Model, eot_id: int, pad_id: int):
+    self.model, self.eot_id, self.pad_id = model, eot_id, pad_id
+    self._generate = jax.jit(self._call, static_argnames=('stream', 'config', 'num_samples'))
+
+  def _call(self, params, tokens, valid, key, stream, config, num_samples):
+    tokens, valid = jnp.repeat(tokens, num_samples, 0), jnp.repeat(valid, num_samples, 0)
+    return generate(self.model, params, tokens, valid, key, stream=stream, eot_id=self.eot_id,
+                    pad_id=self.pad_id, config=config)
+
+  def __call__(self, params, prompts: Sequence[Sequence[int]], key, *, stream='behavior',
+               config: SamplingConfig = SamplingConfig(), num_samples: int = 1) -> Samples:
+    """k = num_samples samples per prompt, rows grouped by prompt (prompt i → rows i·k … i·k+k-1)."""
+    tokens, valid = left_pad(prompts, self.pad_id)
+    return self._generate(params, tokens, valid, key, stream, config, num_samples)
