@@ -142,3 +142,23 @@ def test_malformed_jsonl_names_file_and_line(data_dir, tmp_path):
   result = run_main(tmp_path / 'w', f'--config.data.source={path}', check=False)
   assert result.returncode != 0
   assert f'{path}:2' in result.stderr
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(data_dir, tmp_path):
+  workdir = tmp_path / 'preempted'
+  cmd = [sys.executable, '-m', 'tomk.main', '--config=configs/pretrain.py:smoke',
+         f'--workdir={workdir}', *LONG]
+  process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True)
+  deadline = time.time() + 300
+  while time.time() < deadline and process.poll() is None:
+    if (workdir / 'checkpoints' / '10').exists():
+      break
+    time.sleep(0.02)
+  process.send_signal(signal.SIGTERM)
+  out, _ = process.communicate(timeout=120)
+  assert process.returncode == 0, out
+  assert 'preempted: saved step' in out
+  saved = int(out.split('preempted: saved step ')[1].split(';')[0])
+  assert saved < 300 and (workdir / 'checkpoints' / str(saved)).exists()
+  assert f'from step {saved}' in run_main(workdir, *LONG).stdout

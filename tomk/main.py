@@ -38,6 +38,8 @@ def main(argv):
   from tomk import train
   try:
     train.run(FLAGS.config, FLAGS.workdir)
+  except train.Preempted:
+    sys.exit(0)             # the checkpoint is saved: a clean exit, the scheduler re-runs us
   except (ValueError, FloatingPointError) as e:
     # Bad input: one sentence that says what to change (run with -v 1 for the traceback).
     logging.info('traceback', exc_info=True)

@@ -7,7 +7,9 @@ routing table and gates (tomk/algorithms/*), never in a copy of this loop.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
 import time
 
 import flax.linen as nn
@@ -25,6 +27,40 @@ from tomk.model import Model, ModelConfig, count_params
 
 class NonFiniteError(FloatingPointError):
   pass
+
+
+class Preempted(Exception):
+  """Raised after a SIGTERM once the checkpoint of the current step is saved."""
+
+
+class Preemption:
+  """Notices SIGTERM (a preempted VM, `scancel`, `kill`) so the loop can save and stop.
+
+  One process: a signal handler sets a flag. Many processes: they must stop at the
+  same step, so orbax's preemption sync point (JAX's coordination service) decides.
+  """
+
+  def __init__(self):
+    self.flag = False
+    self._previous = None
+    if jax.process_count() == 1 and hasattr(signal, 'SIGTERM'):
+      try:
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+      except ValueError:      # not the main thread (e.g. called from a test harness)
+        self._previous = None
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.flag = True
+
+  def reached(self, manager, step: int) -> bool:
+    if jax.process_count() > 1:
+      return manager.reached_preemption(step)
+    return self.flag
+
+  def restore(self):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
 
 
 def make_state(model: Model, tx, rng, boxed=False):
@@ -90,6 +126,57 @@ def evaluate(eval_step, params, batches) -> dict[str, float]:
   return {k: v / tokens for k, v in totals.items()}
 
 
+@dataclasses.dataclass
+class Built:
+  """What a config compiles to on a mesh: model, optimizer, shardings and jitted steps."""
+  model: Model
+  tx: optax.GradientTransformation
+  abstract_state: object      # ShapeDtypeStructs of the train state, with shardings
+  state_sharding: object
+  batch_sharding: object
+  init_state: object          # () -> sharded train state
+  train_step: object          # jitted (state, batch) -> (state, metrics), state donated
+  eval_step: object           # jitted (params, batch) -> summed eval numbers
+  lower_train_step: object    # abstract batch -> jax.stages.Lowered (ahead-of-time compile)
+
+
+def build(config, mesh, vocab_size: int, algorithm) -> Built:
+  """Model, optimizer and steps with explicit shardings; parameters are created sharded.
+
+  Nothing here touches data, so the ahead-of-time compiler (tomk.aot) lowers the
+  same train step for any topology.
+  """
+  axis_rules = sharding.rules(config)
+  model = Model(ModelConfig.from_config({**config.model.to_dict(), 'vocab_size': vocab_size}))
+  tx = optimizer.make(config.optimizer, routing.routed_partitions(config.routes.to_dict()),
+                      config.steps)
+  rng = jax.random.key(config.seed)
+  batch_sharding = sharding.batch_sharding(mesh)
+  metrics_sharding = sharding.replicated(mesh)
+  with mesh, nn.logical_axis_rules(axis_rules):
+    boxed = jax.eval_shape(lambda: make_state(model, tx, rng, boxed=True))
+    state_sharding = sharding.logical_shardings(boxed, mesh, axis_rules)
+    init_state = jax.jit(lambda: make_state(model, tx, rng), out_shardings=state_sharding)
+    abstract_state = jax.eval_shape(init_state)     # shapes, dtypes and shardings
+    train_step = jax.jit(make_train_step(model, tx, algorithm, config),
+                         in_shardings=(state_sharding, batch_sharding),
+                         out_shardings=(state_sharding, metrics_sharding), donate_argnums=0)
+    eval_step = jax.jit(make_eval_step(model),
+                        in_shardings=(state_sharding['params'], batch_sharding),
+                        out_shardings=metrics_sharding)
+  return Built(model, tx, abstract_state, state_sharding, batch_sharding,
+               lambda: _in_mesh(mesh, axis_rules, init_state),
+               lambda *a: _in_mesh(mesh, axis_rules, train_step, *a),
+               lambda *a: _in_mesh(mesh, axis_rules, eval_step, *a),
+               lambda batch: _in_mesh(mesh, axis_rules, train_step.lower, abstract_state, batch))
+
+
+def _in_mesh(mesh, axis_rules, fn, *args):
+  # Tracing happens at the first call: logical constraints need the mesh and rules then.
+  with mesh, nn.logical_axis_rules(axis_rules):
+    return fn(*args)
+
+
 def run(config, workdir: str) -> dict:
   """Trains `config` in `workdir`, resuming from its last checkpoint if it has one."""
   # --- Workdir and config --------------------------------------------------------------------
@@ -102,7 +189,6 @@ def run(config, workdir: str) -> dict:
   # --- Mesh -----------------------------------------------------------------------------------
   mesh = sharding.make_mesh(config.mesh)
   sharding.check_batch(config.batch_size, mesh, jax.process_count())
-  axis_rules = sharding.rules(config)
   batch_sharding = sharding.batch_sharding(mesh)
 
   # --- Input ----------------------------------------------------------------------------------
@@ -117,27 +203,9 @@ def run(config, workdir: str) -> dict:
       num_batches=config.eval_batches, process_index=jax.process_index(),
       process_count=jax.process_count())]
 
-  # --- Model, optimizer and sharded state -----------------------------------------------------
-  model = Model(ModelConfig.from_config({**config.model.to_dict(),
-                                         'vocab_size': tokenizer.vocab_size}))
-  tx = optimizer.make(config.optimizer, routing.routed_partitions(config.routes.to_dict()),
-                      config.steps)
-  rng = jax.random.key(config.seed)
-  with mesh, nn.logical_axis_rules(axis_rules):
-    abstract = jax.eval_shape(lambda: make_state(model, tx, rng, boxed=True))
-    state_sharding = sharding.logical_shardings(abstract, mesh, axis_rules)
-    state = jax.jit(lambda: make_state(model, tx, rng), out_shardings=state_sharding)()
-
-  # --- The update step ------------------------------------------------------------------------
-  step_metrics_sharding = sharding.replicated(mesh)
-  with mesh, nn.logical_axis_rules(axis_rules):
-    train_step = jax.jit(make_train_step(model, tx, algorithm, config),
-                         in_shardings=(state_sharding, batch_sharding),
-                         out_shardings=(state_sharding, step_metrics_sharding),
-                         donate_argnums=0)
-    eval_step = jax.jit(make_eval_step(model),
-                        in_shardings=(state_sharding['params'], batch_sharding),
-                        out_shardings=step_metrics_sharding)
+  # --- Model, optimizer, sharded state and the jitted steps -----------------------------------
+  built = build(config, mesh, tokenizer.vocab_size, algorithm)
+  train_step, eval_step = built.train_step, built.eval_step
 
   # --- Checkpoints: resume if the workdir has one ---------------------------------------------
   manager = ocp.CheckpointManager(
@@ -147,15 +215,16 @@ def run(config, workdir: str) -> dict:
   start = 0
   if manager.latest_step() is not None:
     start = manager.latest_step()
-    abstract_state = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
     restored = manager.restore(start, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state),
+        state=ocp.args.StandardRestore(built.abstract_state),
         data=grain.checkpoint.CheckpointRestore(train_iter)))
     state = restored['state']
     logging.info('resumed from step %d', start)
     if jax.process_index() == 0:
       print(f'[{stage}] resuming {workdir} from step {start}', flush=True)
+  else:
+    state = built.init_state()
+  preemption = Preemption()
   writer = metrics_lib.Writer(workdir, resume_step=start if start else None)
   labels = dict(stage=stage, algorithm=config.algorithm)
 
@@ -191,13 +260,22 @@ def run(config, workdir: str) -> dict:
       last_eval = evaluate(eval_step, state['params'], eval_batches)
       writer.write(step, last_eval, **labels)
       progress.report(step, last_eval)
-    if step % config.checkpoint_every == 0 or step == config.steps:
+    preempted = preemption.reached(manager, step)
+    if step % config.checkpoint_every == 0 or step == config.steps or preempted:
       writer.flush()
       manager.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state),
-          data=grain.checkpoint.CheckpointSave(train_iter)))
+          data=grain.checkpoint.CheckpointSave(train_iter)), force=preempted)
+    if preempted:
+      manager.wait_until_finished()
+      writer.close()
+      if jax.process_index() == 0:
+        print(f'[{stage}] preempted: saved step {step}; re-run the same command to resume.',
+              flush=True)
+      raise Preempted(step)
   manager.wait_until_finished()
   writer.close()
+  preemption.restore()
   wall = time.perf_counter() - started
 
   # --- Summary --------------------------------------------------------------------------------
