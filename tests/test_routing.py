@@ -48,9 +48,9 @@ def test_partition_gradient_is_routed_sum_of_objective_gradients(routes):
   params = model.init(jax.random.key(0))
   batch = _batch()
   gates = {'reward_gate': jnp.clip(batch['rewards'], 0.0, 1.0)}
-  got, metrics = routing.routed_gradients(model, params, batch, pretrain.OBJECTIVES, routes, gates)
+  got, metrics = routing.routed_gradients(model, params, batch, pretrain.objectives(None), routes, gates)
   expected = jax.tree.map(jnp.zeros_like, params)
-  for o in pretrain.OBJECTIVES:
+  for o in pretrain.objectives(None):
     for partition, w in routes.get(o.name, {}).items():
       weight = gates[w] if isinstance(w, str) else w
       g = _separate_gradient(model, params, batch, o, weight)[partition]
@@ -113,8 +113,8 @@ def test_gate_scales_behavior_gradient_only():
   batch = _batch(3)
   ones = {'reward_gate': jnp.ones_like(batch['rewards'])}
   half = {'reward_gate': 0.5 * jnp.ones_like(batch['rewards'])}
-  g1, _ = routing.routed_gradients(model, params, batch, pretrain.OBJECTIVES, pretrain.ROUTES, ones)
-  g2, _ = routing.routed_gradients(model, params, batch, pretrain.OBJECTIVES, pretrain.ROUTES, half)
+  g1, _ = routing.routed_gradients(model, params, batch, pretrain.objectives(None), pretrain.ROUTES, ones)
+  g2, _ = routing.routed_gradients(model, params, batch, pretrain.objectives(None), pretrain.ROUTES, half)
   chex.assert_trees_all_close(jax.tree.map(lambda x: 0.5 * x, g1['behavior']), g2['behavior'],
                               atol=1e-7)
   chex.assert_trees_all_close(g1['perception'], g2['perception'])
@@ -123,9 +123,9 @@ def test_gate_scales_behavior_gradient_only():
 
 def test_bad_routes_are_refused_with_the_fix():
   with pytest.raises(ValueError, match='route it to behavior'):
-    routing.check_routes(pretrain.OBJECTIVES, {'nll_beh': {'prediction': 1.0}})
+    routing.check_routes(pretrain.objectives(None), {'nll_beh': {'prediction': 1.0}})
   with pytest.raises(ValueError, match='defines only'):
-    routing.check_routes(pretrain.OBJECTIVES, {'rl': {'behavior': 1.0}})
+    routing.check_routes(pretrain.objectives(None), {'rl': {'behavior': 1.0}})
 
 
 def test_nonfinite_step_is_not_applied_and_recorded():

@@ -19,8 +19,9 @@ def _records(workdir):
 
 
 def _final_params(workdir):
-  steps = sorted(int(s) for s in os.listdir(os.path.join(workdir, 'checkpoints')) if s.isdigit())
-  path = os.path.join(os.path.abspath(workdir), 'checkpoints', str(steps[-1]), 'state')
+  directory = os.path.join(os.path.abspath(workdir), 'checkpoints', 'pretrain')
+  steps = sorted(int(s) for s in os.listdir(directory) if s.isdigit())
+  path = os.path.join(directory, str(steps[-1]), 'state')
   with ocp.StandardCheckpointer() as checkpointer:
     return checkpointer.restore(path)['params']
 
@@ -86,7 +87,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(data_dir, tmp_path):
          f'--workdir={killed}', *LONG]
   process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
-  checkpoints = killed / 'checkpoints'
+  checkpoints = killed / 'checkpoints' / 'pretrain'
   while time.time() < deadline and process.poll() is None:
     done = [int(s) for s in os.listdir(checkpoints) if s.isdigit()] if checkpoints.exists() else []
     if done and max(done) >= 50:
@@ -152,7 +153,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(data_dir, tmp_path):
                              text=True)
   deadline = time.time() + 300
   while time.time() < deadline and process.poll() is None:
-    if (workdir / 'checkpoints' / '10').exists():
+    if (workdir / 'checkpoints' / 'pretrain' / '10').exists():
       break
     time.sleep(0.02)
   process.send_signal(signal.SIGTERM)
@@ -160,5 +161,5 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(data_dir, tmp_path):
   assert process.returncode == 0, out
   assert 'preempted: saved step' in out
   saved = int(out.split('preempted: saved step ')[1].split(';')[0])
-  assert saved < 300 and (workdir / 'checkpoints' / str(saved)).exists()
+  assert saved < 300 and (workdir / 'checkpoints' / 'pretrain' / str(saved)).exists()
   assert f'from step {saved}' in run_main(workdir, *LONG).stdout

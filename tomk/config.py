@@ -30,6 +30,11 @@ def base() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict(dict(
       source='chitchat',             # or a path to your own conversations.jsonl
+      # '' = `source` alone; else 'name:weight,...' shares of documents, e.g.
+      # 'chitchat:1,story:2,preference_story:0.5,scenarios:1' (tomk/data/pipeline.py).
+      mixture='',
+      story_mix='balanced',          # SocialWorld stories: preset[,type:weight...] (builders)
+      socialworld_train_size=0,      # train examples per SocialWorld family; 0 = default
       data_dir='',                   # '' = $TOMK_DATA_DIR or ~/.cache/tomk
       vocab_size=1024, seq_len=128,
       perspective='random',          # whose perspective each conversation is rendered from
@@ -38,6 +43,24 @@ def base() -> ml_collections.ConfigDict:
 
   config.optimizer = ml_collections.ConfigDict({
       p: partition_optimizer() for p in ('perception', 'behavior', 'prediction')})
+
+  # RL algorithms (finetune, rlhf, empathy, naive_kindness): rollouts on SocialWorld prompts.
+  config.rl = ml_collections.ConfigDict(dict(
+      num_samples=4,                 # samples per prompt; batch_size / num_samples prompts a step
+      estimator='group', clip_epsilon=0.2, kl_coef=0.05, entropy_coef=0.0, epochs=1,
+      max_new_tokens=24, temperature=1.0, top_k=0, top_p=1.0,
+      families='preference_offer,similar_partner,dissimilar_partner,false_belief_assist,'
+               'third_party,multi_party'))
+  # Reward functions by name: 'sentiment', 'constant', 'rater', 'reward_model:PATH'.
+  config.rewards = ml_collections.ConfigDict(dict(extrinsic='rater', intrinsic='sentiment'))
+  # Kindness (empathy, naive_kindness): Rʲ = w_ext·RLHF(sʲ, âʲ) + w_int·IRF(sʲ, âʲ), summed
+  # over the partner or all known individuals.
+  config.kindness = ml_collections.ConfigDict(dict(individuals='partner', w_ext=0.0, w_int=1.0))
+
+  # A curriculum: comma-separated stage names, each a key of config.stages holding the
+  # overrides of that stage ('' = one stage, this config).
+  config.curriculum = ''
+  config.stages = ml_collections.ConfigDict()
 
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
   config.sharding_rules = (
@@ -49,6 +72,16 @@ def base() -> ml_collections.ConfigDict:
   config.eval_batches = 8
   config.checkpoint_every = 100
   config.keep_checkpoints = 3
+
+  # tomk.evaluation (SPEC §6). Its own seed, so runs of every training seed are scored on
+  # the same stories and conversations.
+  config.evaluation = ml_collections.ConfigDict(dict(
+      seed=2411, splits=('test', 'heldout'),
+      stories_per_label=30,          # per row (question type × tom / no_tom) and split
+      scenarios_per_family=25,
+      chitchat_conversations=100, windows_per_conversation=4,
+      batch_size=32,
+      lengths=(128, 256, 512)))      # sequences pad to these: one compilation each
   return config
 
 
@@ -58,13 +91,16 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.batch_size = 8
   config.model.update(d_model=32, num_heads=2, ffn_dim=64, trunk_layers=1, tower_layers=1,
                       max_len=128)
-  config.data.update(vocab_size=512, seq_len=32)
+  config.data.update(vocab_size=512, seq_len=32, socialworld_train_size=2000)
   for p in ('perception', 'behavior', 'prediction'):
     config.optimizer[p].warmup_steps = 2
   config.log_every = 5
   config.eval_every = 10
   config.eval_batches = 2
   config.checkpoint_every = 5
+  config.evaluation.update(stories_per_label=4, scenarios_per_family=4,
+                           chitchat_conversations=8, windows_per_conversation=2, batch_size=16,
+                           lengths=(320,))                # one compilation
   return config
 
 
@@ -78,7 +114,7 @@ def validate(config) -> None:
   if config.steps <= 0 or config.batch_size <= 0:
     raise ValueError('steps and batch_size must be positive.')
   from tomk import routing
-  routing.check_routes(module.OBJECTIVES, config.routes.to_dict())
+  routing.check_routes(module.objectives(config), config.routes.to_dict())
 
 
 def flatten(d, prefix=''):

@@ -31,7 +31,11 @@ Routes = Mapping[str, Mapping[str, float | str]]
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
-  """A per-token loss on one stream: loss(logits [B,T,V], batch) -> [B,T]."""
+  """A per-token loss on one stream: loss(logits [B,T,V], batch) -> [B,T].
+
+  The loss may also return per-token metrics: ([B,T], {name: [B,T]}); their
+  masked means are logged as ``<objective>/<name>``.
+  """
   name: str
   stream: str
   loss: Callable[[jax.Array, Mapping[str, jax.Array]], jax.Array]
@@ -78,6 +82,13 @@ def _weight(weight, gates):
   return weight
 
 
+def _with_aux(loss_output):
+  """An objective's loss returns per-token losses, optionally with per-token metrics."""
+  if isinstance(loss_output, tuple):
+    return loss_output
+  return loss_output, {}
+
+
 def _add(a, b):
   if b is None:
     return a
@@ -114,21 +125,26 @@ def routed_gradients(model: Model, params, batch, objectives: list[Objective], r
   gets zeros.
   """
   gates = gates or {}
-  inputs = batch['inputs']
-  h, trunk_vjp = jax.vjp(lambda p: model.perceive(p, inputs)[0], params['perception'])
+  inputs, positions, key_mask = batch['inputs'], batch.get('positions'), batch.get('key_mask')
+  h, trunk_vjp = jax.vjp(lambda p: model.perceive(p, inputs, positions, key_mask=key_mask)[0],
+                         params['perception'])
   metrics, grads, h_cotangent = {}, {}, None
   for stream in STREAMS:
     on_stream = [o for o in objectives if o.stream == stream]
     if not on_stream:
       continue
-    logits, tower_vjp = jax.vjp(lambda p, x: model.stream(p, x)[0], params[stream], h)
+    logits, tower_vjp = jax.vjp(
+        lambda p, x: model.stream(p, x, positions, key_mask=key_mask)[0], params[stream], h)
     to_tower, to_trunk = None, None      # cotangents on the logits
     shared = True                        # every objective weights tower and trunk alike
     for o in on_stream:
-      per_token, loss_vjp = jax.vjp(lambda lg, o=o: o.loss(lg, batch), logits)
+      per_token, loss_vjp, token_metrics = jax.vjp(lambda lg, o=o: _with_aux(o.loss(lg, batch)),
+                                                   logits, has_aux=True)
       mask = batch[o.mask].astype(jnp.float32)
       count = jnp.maximum(mask.sum(), 1.0)
       metrics[f'loss/{o.name}'] = (per_token * mask).sum() / count
+      for k, v in token_metrics.items():
+        metrics[f'{o.name}/{k}'] = (v * mask).sum() / count
       table = routes.get(o.name, {})
       w_tower, w_trunk = table.get(stream, 0.0), table.get('perception', 0.0)
 

@@ -74,20 +74,22 @@ def logical_shardings(abstract_boxed_tree, mesh: Mesh, axis_rules):
 
 
 def _check_divisible(abstract_tree, shardings):
-  for path, leaf, sharding in zip(*_paths(abstract_tree), jax.tree.leaves(shardings)):
-    for dim, axes in zip(leaf.shape, sharding.spec):
-      if axes is None:
-        continue
-      size = math.prod(sharding.mesh.shape[a] for a in (axes if isinstance(axes, tuple) else (axes,)))
-      if dim % size:
-        raise ValueError(f'parameter {path} has a dimension of {dim} sharded over mesh axes '
-                         f'{axes} of size {size}, which does not divide it: change the model '
-                         f'size or the mesh / sharding_rules.')
-
-
-def _paths(tree):
-  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return [jax.tree_util.keystr(p) for p, _ in leaves], [l for _, l in leaves]
+  # `shardings` is a tree prefix of the state, not the same tree: where optax masks a
+  # partition out, the state holds an empty MaskedNode and the shardings one (unused)
+  # sharding. Pair them by the shardings' structure, as jax.jit does.
+  subtrees = jax.tree.structure(shardings).flatten_up_to(abstract_tree)
+  for (path, sharding), subtree in zip(jax.tree_util.tree_flatten_with_path(shardings)[0],
+                                       subtrees):
+    for leaf in jax.tree.leaves(subtree):
+      for dim, axes in zip(leaf.shape, sharding.spec):
+        if axes is None:
+          continue
+        size = math.prod(sharding.mesh.shape[a]
+                         for a in (axes if isinstance(axes, tuple) else (axes,)))
+        if dim % size:
+          raise ValueError(f'parameter {jax.tree_util.keystr(path)} has a dimension of {dim} '
+                           f'sharded over mesh axes {axes} of size {size}, which does not '
+                           f'divide it: change the model size or the mesh / sharding_rules.')
 
 
 def global_batch(local_batch: dict, sharding: NamedSharding) -> dict:

@@ -16,11 +16,13 @@ import flax.linen as nn
 import grain
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from absl import logging
 
-from tomk import algorithms, config as config_lib, metrics as metrics_lib, optimizer, routing, sharding
+from tomk import (algorithms, config as config_lib, curriculum, evaluation, metrics as metrics_lib,
+                  optimizer, provenance, routing, sharding)
 from tomk.data import pipeline
 from tomk.model import Model, ModelConfig, count_params
 
@@ -63,10 +65,12 @@ class Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def make_state(model: Model, tx, rng, boxed=False):
+def make_state(model: Model, tx, rng, boxed=False, with_reference=False):
   params = model.init_boxed(rng)
   state = {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': tx.init(params),
            'nonfinite_step': jnp.full((), -1, jnp.int32)}
+  if with_reference:       # the frozen policy an RL stage's KL penalty is measured against
+    state['reference'] = params
   return state if boxed else nn.unbox(state)
 
 
@@ -77,12 +81,13 @@ def _all_finite(tree):
 def make_train_step(model, tx, algorithm, config):
   """state, batch -> state, metrics. One forward pass, routed gradients, one update."""
   routes = config.routes.to_dict()
+  objectives = algorithm.objectives(config)
 
   def train_step(state, batch):
     gates = algorithm.gates(batch, config)
-    grads, metrics = routing.routed_gradients(model, state['params'], batch,
-                                              algorithm.OBJECTIVES, routes, gates)
-    scales = routing.update_scales(algorithm.OBJECTIVES, routes, gates, batch)
+    grads, metrics = routing.routed_gradients(model, state['params'], batch, objectives, routes,
+                                              gates)
+    scales = routing.update_scales(objectives, routes, gates, batch)
     updates, opt_state = tx.update(grads, state['opt_state'], state['params'],
                                    update_scales=scales)
     params = optax.apply_updates(state['params'], updates)
@@ -91,10 +96,11 @@ def make_train_step(model, tx, algorithm, config):
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
     first_bad = jnp.where((state['nonfinite_step'] < 0) & ~finite, state['step'],
                           state['nonfinite_step'])
-    new_state = {'step': state['step'] + 1, 'params': keep(params, state['params']),
+    new_state = {**state, 'step': state['step'] + 1, 'params': keep(params, state['params']),
                  'opt_state': keep(opt_state, state['opt_state']), 'nonfinite_step': first_bad}
     for name, value in gates.items():
-      metrics[f'gate/{name}'] = (value * batch['weights']).sum() / jnp.maximum(batch['weights'].sum(), 1)
+      weights = batch['weights']
+      metrics[f'gate/{name}'] = (value * weights).sum() / jnp.maximum(weights.sum(), 1)
     for p, g in grads.items():
       metrics[f'grad_norm/{p}'] = optax.tree.norm(g)
     return new_state, metrics
@@ -154,9 +160,11 @@ def build(config, mesh, vocab_size: int, algorithm) -> Built:
   batch_sharding = sharding.batch_sharding(mesh)
   metrics_sharding = sharding.replicated(mesh)
   with mesh, nn.logical_axis_rules(axis_rules):
-    boxed = jax.eval_shape(lambda: make_state(model, tx, rng, boxed=True))
+    with_reference = algorithm.DATA == 'prompts'
+    boxed = jax.eval_shape(lambda: make_state(model, tx, rng, True, with_reference))
     state_sharding = sharding.logical_shardings(boxed, mesh, axis_rules)
-    init_state = jax.jit(lambda: make_state(model, tx, rng), out_shardings=state_sharding)
+    init_state = jax.jit(lambda: make_state(model, tx, rng, False, with_reference),
+                         out_shardings=state_sharding)
     abstract_state = jax.eval_shape(init_state)     # shapes, dtypes and shardings
     train_step = jax.jit(make_train_step(model, tx, algorithm, config),
                          in_shardings=(state_sharding, batch_sharding),
@@ -177,75 +185,181 @@ def _in_mesh(mesh, axis_rules, fn, *args):
     return fn(*args)
 
 
+class LanguageModelSource:
+  """Batches of packed text from the grain pipeline; its iterator state is checkpointed."""
+
+  def __init__(self, config, tokenizer, batch_sharding):
+    self.iterator = iter(pipeline.lm_dataset(
+        config.data, tokenizer, 'train', seed=config.seed, global_batch_size=config.batch_size,
+        process_index=jax.process_index(), process_count=jax.process_count()))
+    self.batch_sharding = batch_sharding
+    self.tokens_per_step = config.batch_size * config.data.seq_len
+
+  def next(self, state, step):
+    del state, step
+    return sharding.global_batch(next(self.iterator), self.batch_sharding), {}
+
+  def save_args(self):
+    return {'data': grain.checkpoint.CheckpointSave(self.iterator)}
+
+  def restore_args(self):
+    return {'data': grain.checkpoint.CheckpointRestore(self.iterator)}
+
+
+class RolloutSource:
+  """Batches made by rollouts of the current policy: prompts are a function of (seed, step)."""
+
+  def __init__(self, config, tokenizer, built, algorithm):
+    from tomk import rl, rollout
+    from tomk.sampler import Sampler, SamplingConfig
+    self.config, self.algorithm, self.rollout = config, algorithm, rollout
+    self.pg = rl.PolicyGradientConfig.from_config(config.rl)
+    if config.batch_size % config.rl.num_samples:
+      raise ValueError(f'batch_size {config.batch_size} must be a multiple of rl.num_samples '
+                       f'{config.rl.num_samples} (prompts per step × samples per prompt).')
+    sampling = SamplingConfig(config.rl.max_new_tokens, config.rl.temperature, config.rl.top_k,
+                              config.rl.top_p)
+    self.context = rollout.Context(
+        built.model, tokenizer, Sampler(built.model, tokenizer.eot_id, tokenizer.pad_id),
+        sampling, config, {k: rollout.reward_function(v) for k, v in config.rewards.items()})
+    self.logprob_fn = jax.jit(lambda p, b: rl.token_logprobs(built.model, p, b))
+    self.batch_sharding = built.batch_sharding
+    self.families = tuple(config.rl.families.split(','))
+    self.tokens_per_step = config.batch_size * config.rl.max_new_tokens
+
+  def next(self, state, step):
+    examples = self.rollout.scenario_prompts(
+        self.families, 'train', self.config.seed, step,
+        self.config.batch_size // self.config.rl.num_samples)
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(self.config.seed), step), 1)
+    batch, metrics, _ = self.rollout.rollout(
+        self.context, self.algorithm, state['params'], state['reference'], examples, key,
+        self.config.rl.num_samples, self.pg, self.logprob_fn)
+    return jax.device_put(batch, self.batch_sharding), metrics
+
+  def save_args(self):
+    return {}
+
+  def restore_args(self):
+    return {}
+
+
 def run(config, workdir: str) -> dict:
-  """Trains `config` in `workdir`, resuming from its last checkpoint if it has one."""
+  """Trains `config` in `workdir` stage by stage, resuming from the last checkpoint."""
   # --- Workdir and config --------------------------------------------------------------------
-  config_lib.validate(config)
+  stages = curriculum.stages(config)
+  for _, stage_config in stages:
+    config_lib.validate(stage_config)
   if jax.process_index() == 0:
     config_lib.check_workdir(workdir, config)
-  algorithm = algorithms.get(config.algorithm)
-  stage = config.algorithm
+  provenance.record_start(workdir, config)
 
-  # --- Mesh -----------------------------------------------------------------------------------
+  # --- Mesh and tokenizer (shared by every stage) ---------------------------------------------
   mesh = sharding.make_mesh(config.mesh)
-  sharding.check_batch(config.batch_size, mesh, jax.process_count())
-  batch_sharding = sharding.batch_sharding(mesh)
-
-  # --- Input ----------------------------------------------------------------------------------
   tokenizer = pipeline.tokenizer_for(config.data)
-  train_data = pipeline.lm_dataset(config.data, tokenizer, 'train', seed=config.seed,
-                                   global_batch_size=config.batch_size,
-                                   process_index=jax.process_index(),
-                                   process_count=jax.process_count())
-  train_iter = iter(train_data)
-  eval_batches = [sharding.global_batch(b, batch_sharding) for b in pipeline.eval_batches(
-      config.data, tokenizer, 'validation', global_batch_size=config.batch_size,
-      num_batches=config.eval_batches, process_index=jax.process_index(),
-      process_count=jax.process_count())]
+  eval_batches = [sharding.global_batch(b, sharding.batch_sharding(mesh)) for b in
+                  pipeline.eval_batches(config.data, tokenizer, 'validation',
+                                        global_batch_size=config.batch_size,
+                                        num_batches=config.eval_batches,
+                                        process_index=jax.process_index(),
+                                        process_count=jax.process_count())]
 
-  # --- Model, optimizer, sharded state and the jitted steps -----------------------------------
+  # --- Where to resume: the first stage whose last step is not saved --------------------------
+  offsets = np.cumsum([0] + [c.steps for _, c in stages]).tolist()
+  resume_step = None
+  for (name, stage_config), offset in zip(stages, offsets):
+    latest = _latest_step(workdir, name)
+    if latest is not None:
+      resume_step = offset + latest
+    if latest is None or latest < stage_config.steps:
+      break
+  writer = metrics_lib.Writer(workdir, resume_step=resume_step)
+
+  # --- Stages ---------------------------------------------------------------------------------
+  params, summary = None, {}
+  for (name, stage_config), offset in zip(stages, offsets):
+    params, summary = run_stage(stage_config, name, workdir, mesh, tokenizer, eval_batches,
+                                writer, offset, params)
+  writer.close()
+
+  # --- Evaluation (SPEC §6) of the final parameters: eval.json and a table ----------------------
+  summary['eval'] = evaluation.run(workdir)
+  provenance.record_end(workdir, summary)
+  return summary
+
+
+def _checkpoint_dir(workdir, stage):
+  return os.path.abspath(os.path.join(workdir, 'checkpoints', stage))
+
+
+def _latest_step(workdir, stage):
+  directory = _checkpoint_dir(workdir, stage)
+  if not os.path.isdir(directory):
+    return None
+  with ocp.CheckpointManager(directory) as manager:
+    return manager.latest_step()
+
+
+def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, offset, init_params):
+  """One stage of the curriculum: an algorithm trained for config.steps steps.
+
+  Starts from `init_params` (the previous stage's) unless the stage has its own
+  checkpoint; returns (final params, summary).
+  """
+  algorithm = algorithms.get(config.algorithm)
+  sharding.check_batch(config.batch_size, mesh, jax.process_count())
+
+  # --- Model, optimizer, sharded state, jitted steps and the data source ----------------------
   built = build(config, mesh, tokenizer.vocab_size, algorithm)
   train_step, eval_step = built.train_step, built.eval_step
+  if algorithm.DATA == 'prompts':
+    source = RolloutSource(config, tokenizer, built, algorithm)
+  else:
+    source = LanguageModelSource(config, tokenizer, built.batch_sharding)
+  epochs = config.rl.epochs if algorithm.DATA == 'prompts' else 1
 
-  # --- Checkpoints: resume if the workdir has one ---------------------------------------------
+  # --- Checkpoints: resume if the stage has one -----------------------------------------------
   manager = ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints')),
+      _checkpoint_dir(workdir, stage),
       options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
                                            enable_async_checkpointing=True))
-  start = 0
-  if manager.latest_step() is not None:
-    start = manager.latest_step()
+  start = manager.latest_step() or 0
+  if start:
     restored = manager.restore(start, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(built.abstract_state),
-        data=grain.checkpoint.CheckpointRestore(train_iter)))
+        state=ocp.args.StandardRestore(built.abstract_state), **source.restore_args()))
     state = restored['state']
-    logging.info('resumed from step %d', start)
     if jax.process_index() == 0:
       print(f'[{stage}] resuming {workdir} from step {start}', flush=True)
   else:
     state = built.init_state()
-  preemption = Preemption()
-  writer = metrics_lib.Writer(workdir, resume_step=start if start else None)
+    if init_params is not None:      # later stages start from the earlier stage's parameters
+      state['params'] = jax.device_put(init_params, built.state_sharding['params'])
+    if 'reference' in state:         # its own buffers: the train step donates params
+      state['reference'] = jax.tree.map(jnp.copy, state['params'])
   labels = dict(stage=stage, algorithm=config.algorithm)
+  if start >= config.steps:
+    manager.close()
+    return state['params'], {}
 
   if jax.process_index() == 0:
     sizes = count_params(state['params'])
-    print(f'[{stage}] {sum(sizes.values()):,} parameters '
+    print(f'[{stage}] {config.algorithm}: {sum(sizes.values()):,} parameters '
           f'({", ".join(f"{k} {v:,}" for k, v in sizes.items())}) on mesh {dict(mesh.shape)}; '
-          f'{config.steps} steps of {config.batch_size}×{config.data.seq_len} tokens', flush=True)
+          f'{config.steps} steps of batch {config.batch_size}', flush=True)
 
   # --- The loop -------------------------------------------------------------------------------
-  tokens_per_step = config.batch_size * config.data.seq_len
-  progress = metrics_lib.Progress(stage, config.steps, tokens_per_step)
+  progress = metrics_lib.Progress(stage, config.steps, source.tokens_per_step)
+  preemption = Preemption()
   first_eval = None
-  if start == 0:
+  if start == 0 and offset == 0:
     first_eval = evaluate(eval_step, state['params'], eval_batches)
     writer.write(0, first_eval, **labels)
     progress.report(0, first_eval)
   started, last_eval = time.perf_counter(), first_eval
   for step in range(start + 1, config.steps + 1):
-    batch = sharding.global_batch(next(train_iter), batch_sharding)
-    state, step_metrics = train_step(state, batch)
+    batch, host_metrics = source.next(state, step)
+    for _ in range(epochs):
+      state, step_metrics = train_step(state, batch)
     if step % config.log_every == 0 or step == config.steps:
       bad = int(state['nonfinite_step'])
       if bad >= 0:
@@ -253,19 +367,18 @@ def run(config, workdir: str) -> dict:
         raise NonFiniteError(f'non-finite loss or gradient at step {bad + 1} of {stage}; the '
                              f'update was not applied and the run stopped. Lower the learning '
                              f'rate, or check the data and rewards of that step.')
-      scalars = jax.device_get(step_metrics)
-      writer.write(step, scalars, **labels)
-      writer.write_timing(step, progress.report(step, scalars))
+      scalars = {**jax.device_get(step_metrics), **host_metrics}
+      writer.write(offset + step, scalars, **labels)
+      writer.write_timing(offset + step, progress.report(step, scalars))
     if step % config.eval_every == 0 or step == config.steps:
       last_eval = evaluate(eval_step, state['params'], eval_batches)
-      writer.write(step, last_eval, **labels)
+      writer.write(offset + step, last_eval, **labels)
       progress.report(step, last_eval)
     preempted = preemption.reached(manager, step)
     if step % config.checkpoint_every == 0 or step == config.steps or preempted:
       writer.flush()
-      manager.save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state),
-          data=grain.checkpoint.CheckpointSave(train_iter)), force=preempted)
+      manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                 **source.save_args()), force=preempted)
     if preempted:
       manager.wait_until_finished()
       writer.close()
@@ -274,20 +387,20 @@ def run(config, workdir: str) -> dict:
               flush=True)
       raise Preempted(step)
   manager.wait_until_finished()
-  writer.close()
+  manager.close()
   preemption.restore()
   wall = time.perf_counter() - started
 
   # --- Summary --------------------------------------------------------------------------------
   summary = {'steps': config.steps, 'seconds': wall, **(last_eval or {})}
   if jax.process_index() == 0:
-    print(f'[{stage}] done: {config.steps - start} steps in {wall:.0f} s '
-          f'({(config.steps - start) * tokens_per_step / max(wall, 1e-9):,.0f} tok/s)', flush=True)
+    steps = config.steps - start
+    print(f'[{stage}] done: {steps} steps in {wall:.0f} s '
+          f'({steps * source.tokens_per_step / max(wall, 1e-9):,.0f} tok/s)', flush=True)
     for k, v in (last_eval or {}).items():
       before = f'{first_eval[k]:.3f} → ' if first_eval else ''
       print(f'  {k:28s} {before}{v:.3f}', flush=True)
-  return summary
-
+  return state['params'], summary
 
 
 def load_run(workdir: str, step: int | None = None):
@@ -299,7 +412,8 @@ def load_run(workdir: str, step: int | None = None):
   import ml_collections
   with open(os.path.join(workdir, 'config.json')) as f:
     config = ml_collections.ConfigDict(json.load(f))
-  directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+  stage, _ = curriculum.stages(config)[-1]
+  directory = _checkpoint_dir(workdir, stage)
   with ocp.CheckpointManager(directory) as manager:
     step = manager.latest_step() if step is None else step
     if step is None:

@@ -26,3 +26,8 @@ DATA = 'lm'    # batches of packed conversations: inputs, targets, weights, rewa
 def gates(batch, config):
   """reward_gate = clip(max(0, R), 0, gate_max), per token (R of the turn it belongs to)."""
   return {'reward_gate': jnp.clip(batch['rewards'], 0.0, config.gate_max)}
+
+
+def objectives(config):
+  del config
+  return OBJECTIVES

@@ -1,9 +1,10 @@
-"""The grain input pipeline for language-model training on conversations.
+"""The grain input pipeline for language-model training: conversations and SocialWorld.
 
-  source (tfds array_record / JSONL list), random access
+  sources (data.mixture, or data.source alone), each random access (tfds array_record / JSONL)
     -> indices [process_index::process_count]   each process reads a disjoint part
     -> shuffle(seed), repeat                    reshuffled every epoch, same on every host
-    -> map: perspective, render, tokenize each turn, reward each turn
+  -> mix by weight                              a fixed interleave (grain MapDataset.mix)
+    -> map: render (perspective / SocialWorld text), tokenize each turn, reward each turn
     -> pack: concat-then-split into rows of seq_len + 1 tokens
     -> batch(global_batch_size // process_count) -> inputs / targets / weights / rewards
 
@@ -12,17 +13,33 @@ iterator's state is a small JSON dict: save it with
 `grain.checkpoint.CheckpointSave(iterator)` beside the model and restore with
 `CheckpointRestore`, or use `get_state()` / `set_state()` directly.
 
-`data_config.source` is 'chitchat' or a path to a JSONL file of conversations
-(tomk.data.jsonl). A path containing '{split}' names one file per split
-('convs-{split}.jsonl'); any other path is split 90/5/5 by conversation id, like
-chitchat.
+Sources. 'chitchat'; a path to a JSONL file of conversations (tomk.data.jsonl; a path
+containing '{split}' names one file per split, 'convs-{split}.jsonl', any other is
+split 90/5/5 by conversation id, like chitchat); or a SocialWorld family
+(tomk.socialworld.builders): 'story' (stories of data.story_mix), 'preference_story',
+a scenario family ('preference_offer', 'similar_partner', 'dissimilar_partner',
+'false_belief_assist', 'third_party', 'multi_party'), 'scenarios' (all six, the weight
+split evenly) or 'rater' (prompt + chosen response).
+
+data.mixture. '' trains on data.source alone; otherwise 'name:weight,...', e.g.
+'chitchat:1,story:2,preference_story:0.5,scenarios:1' (a missing ':weight' is 1; a dict
+{name: weight} works too). Weights are shares of *documents* (conversations, stories,
+scenarios), normalised to sum 1: a chitchat conversation is ~10x a story's tokens.
+Within a source documents are shuffled by the seed; sources interleave in a fixed
+pattern, so a restored iterator (state {'next_index': n}) continues exactly.
+
+Splits. 'train', 'validation', 'test' for every source, and 'heldout': SocialWorld's
+held-out vocabulary (names, rooms, containers, objects, items never in training text);
+conversation sources have no held-out vocabulary and give their 'test' split.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
+import json
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import grain
 import numpy as np
@@ -32,11 +49,17 @@ from tomk.data import chitchat
 from tomk.data import conversation
 from tomk.data import jsonl
 from tomk.data import tokenizer as tokenizer_lib
+from tomk.socialworld import builders
+from tomk.socialworld import scenarios
 
 PERSPECTIVES = ('first', 'random')
+SPLITS = ('train', 'validation', 'test', 'heldout')
+SOCIALWORLD = builders.FAMILIES
 # Featurizing a conversation is ~1 ms of Python; one reader thread overlaps it with the
 # (GIL-releasing) train step without fighting XLA for the cores.
 _READ_OPTIONS = grain.ReadOptions(num_threads=1, prefetch_buffer_size=64)
+# A mixture's tokenizer trains on this many documents, shared by the weights.
+_TOKENIZER_DOCUMENTS = 10_000
 
 
 # --- Sources ------------------------------------------------------------------------------------
@@ -50,10 +73,12 @@ def _is_jsonl(source: str) -> bool:
   return source.endswith('.jsonl')
 
 
-def _check_source(source: str) -> None:
-  if source != 'chitchat' and not _is_jsonl(source):
-    raise ValueError(f"data.source={source!r}: use 'chitchat' or a path ending in .jsonl "
-                     f"(one conversation per line, see tomk/data/jsonl.py).")
+def _check_source(source: str, field: str = 'data.source') -> None:
+  if source != 'chitchat' and not _is_jsonl(source) and source not in SOCIALWORLD:
+    raise ValueError(f"{field}={source!r}: use 'chitchat' or a path ending in .jsonl "
+                     f"(one conversation per line, see tomk/data/jsonl.py), or a SocialWorld "
+                     f"family {SOCIALWORLD} ('scenarios' in a mixture: all six scenario "
+                     f"families).")
 
 
 def _jsonl_split(source: str, split: str) -> list[conversation.Conversation]:
@@ -67,19 +92,90 @@ def _jsonl_split(source: str, split: str) -> list[conversation.Conversation]:
   return [c for c in jsonl.read_conversations(source) if chitchat.split_for(c.id) == split]
 
 
+def _conversations(source: str, split: str, directory: str) -> tuple[Sequence[Any], Callable]:
+  if split not in SPLITS:
+    raise ValueError(f'Unknown split {split!r}; use one of {SPLITS}.')
+  split = 'test' if split == 'heldout' else split   # no held-out vocabulary in real talk
+  if source == 'chitchat':
+    return chitchat.load(split, directory), chitchat.to_conversation
+  return _jsonl_split(source, split), lambda c: c
+
+
 def conversations(data_config, split: str) -> tuple[Sequence[Any], Callable]:
   """(random-access records, record -> Conversation) of one split of data_config.source."""
   source = data_config.source
   _check_source(source)
-  if source == 'chitchat':
-    return chitchat.load(split, data_dir(data_config)), chitchat.to_conversation
-  return _jsonl_split(source, split), lambda c: c
+  if source in SOCIALWORLD:
+    raise ValueError(f'data.source={source!r} is SocialWorld, not conversations; read it '
+                     f'with tomk.socialworld.builders.load.')
+  return _conversations(source, split, data_dir(data_config))
 
 
-def _source_name(source: str) -> str:
+def mixture(data_config) -> dict[str, float]:
+  """{source: weight}, weights summing to 1: data.mixture, or data.source alone."""
+  spec = getattr(data_config, 'mixture', '') or ''
+  if not spec:
+    _check_source(data_config.source)
+    return {data_config.source: 1.0}
+  if data_config.source != 'chitchat':
+    raise ValueError(f'data.source={data_config.source!r} is ignored when data.mixture is '
+                     f'set ({spec!r}); add it to the mixture ("{data_config.source}:1,...") '
+                     f"or set --config.data.mixture='' to train on the source alone.")
+  if hasattr(spec, 'items'):
+    items = [(str(k), v) for k, v in spec.items()]
+  else:
+    items = []
+    for part in (p.strip() for p in str(spec).split(',') if p.strip()):
+      name, colon, weight = part.rpartition(':')
+      items.append((name, weight) if colon else (part, 1.0))
+  weights = {}
+  for name, given in items:
+    try:
+      weight = float(given)
+    except (TypeError, ValueError):
+      weight = -1.0
+    if not weight >= 0 or not name:
+      raise ValueError(f'data.mixture={spec!r}: {name}:{given} must be name:weight with a '
+                       f'weight >= 0, e.g. "chitchat:1,story:2,scenarios:1".')
+    names = scenarios.FAMILIES if name == 'scenarios' else (name,)
+    for n in names:
+      _check_source(n, 'a data.mixture entry')
+      weights[n] = weights.get(n, 0.0) + weight / len(names)
+  total = sum(weights.values())
+  if not total > 0:
+    raise ValueError(f'data.mixture={spec!r} gives every source weight 0; give one a '
+                     f'positive weight.')
+  return {n: w / total for n, w in weights.items() if w > 0}
+
+
+def _records(data_config, source: str, split: str) -> Sequence[Any]:
+  if source in SOCIALWORLD:
+    if split not in SPLITS:
+      raise ValueError(f'Unknown split {split!r}; use one of {SPLITS}.')
+    return builders.load(source, split, data_dir(data_config), _story_mix(data_config),
+                         getattr(data_config, 'socialworld_train_size', 0))
+  return _conversations(source, split, data_dir(data_config))[0]
+
+
+def _story_mix(data_config) -> str:
+  return getattr(data_config, 'story_mix', 'balanced')
+
+
+def _read(records: Sequence[Any], indices: list[int]) -> list[Any]:
+  # array_record reads many records at once ~4x faster than one by one.
+  if hasattr(records, '__getitems__'):
+    return records.__getitems__(indices)
+  return [records[i] for i in indices]
+
+
+def _source_name(data_config, source: str) -> str:
   """Names the tokenizer cache: the corpus, and for files a hash of their content."""
   if source == 'chitchat':
     return 'chitchat'
+  if source in SOCIALWORLD:
+    config = builders.builder_config(source, _story_mix(data_config),
+                                     getattr(data_config, 'socialworld_train_size', 0))
+    return f'socialworld-{config.name}-{config.version}'
   train_file = source.format(split='train') if '{split}' in source else source
   with open(train_file, 'rb') as f:
     digest = hashlib.sha256(f.read()).hexdigest()[:10]
@@ -87,20 +183,63 @@ def _source_name(source: str) -> str:
   return f'{stem}-{digest}'
 
 
+def _segments(data_config, source: str, record, index: int, seed: int) -> list[str]:
+  """The rendered training text of one record of `source`, one string per turn."""
+  switch_names = getattr(data_config, 'switch_names_in_text', True)
+  if source in SOCIALWORLD:
+    return builders.training_segments(source, builders.plain_record(record),
+                                      _draw(f'{seed}:{source}:{index}'), switch_names)
+  c = chitchat.to_conversation(record) if source == 'chitchat' else record
+  perspective = getattr(data_config, 'perspective', 'first')
+  c = conversation.switch(c, _perspective_owner(c, index, perspective, seed))
+  return [text for _, text in conversation.render_segments(c, switch_names)]
+
+
+def tokenizer_name(data_config) -> str:
+  """The tokenizer's cache name: its corpus, or for a mixture a hash of sources and weights."""
+  weights = mixture(data_config)
+  names = sorted((_source_name(data_config, s), round(w, 6)) for s, w in weights.items())
+  if len(names) == 1:
+    return names[0][0]
+  return 'mix-' + hashlib.sha256(json.dumps(names).encode()).hexdigest()[:10]
+
+
 def tokenizer_for(data_config) -> tokenizer_lib.Tokenizer:
-  """The tokenizer of data_config.source, trained on its train split on first use."""
-  def texts():
-    records, to_conversation = conversations(data_config, 'train')
-    switch_names = getattr(data_config, 'switch_names_in_text', True)
+  """The tokenizer of the data, trained on its train split(s) on first use.
+
+  A single conversation source trains on all of its turns. A mixture (or a SocialWorld
+  source) trains on _TOKENIZER_DOCUMENTS documents shared by weight, so the cache key
+  names every source and weight: a chitchat-only tokenizer is never reused for a mixture.
+  """
+  weights = mixture(data_config)
+  switch_names = getattr(data_config, 'switch_names_in_text', True)
+
+  def conversation_texts(source):
+    records, to_conversation = _conversations(source, 'train', data_dir(data_config))
     for i in range(len(records)):
       c = to_conversation(records[i])
       c = conversation.switch(c, c.speakers[0] if c.speakers else None)
       for _, text in conversation.render_segments(c, switch_names):
         yield text
-  _check_source(data_config.source)
+
+  def mixture_texts():
+    for source, weight in weights.items():
+      records = _records(data_config, source, 'train')
+      count = min(len(records), max(1, round(_TOKENIZER_DOCUMENTS * weight)))
+      spread = [k * len(records) // count for k in range(count)]   # evenly over the split
+      for start in range(0, count, 1024):
+        indices = spread[start:start + 1024]
+        for index, record in zip(indices, _read(records, indices)):
+          yield from _segments(data_config, source, record, index, seed=0)
+
+  only = next(iter(weights)) if len(weights) == 1 else None
+  if only and only not in SOCIALWORLD:   # as before mixtures: the cached files stay valid
+    texts = lambda: conversation_texts(only)
+  else:
+    texts = mixture_texts
   return tokenizer_lib.load_or_train(texts, data_config.vocab_size,
                                      os.path.join(data_dir(data_config), 'tokenizers'),
-                                     _source_name(data_config.source))
+                                     tokenizer_name(data_config))
 
 
 # --- One conversation -> tokens and per-token rewards ---------------------------------------
@@ -124,6 +263,11 @@ class _Prefixes(Sequence[str]):
     return ''.join(self._segments[:range(len(self))[i]])
 
 
+def _draw(key: str) -> int:
+  """A deterministic pseudo-random integer from a string (the same in every process)."""
+  return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+
+
 def _perspective_owner(c: conversation.Conversation, index: int, perspective: str,
                        seed: int) -> str | None:
   speakers = c.speakers
@@ -131,35 +275,42 @@ def _perspective_owner(c: conversation.Conversation, index: int, perspective: st
     return None
   if perspective == 'first':
     return speakers[0]
-  draw = int(hashlib.sha256(f'{seed}:{index}'.encode()).hexdigest()[:8], 16)
-  return speakers[draw % len(speakers)]
+  return speakers[_draw(f'{seed}:{index}') % len(speakers)]
 
 
 class _Featurize:
-  """Source index -> {'tokens': int32[n], 'rewards': float32[n]} of one whole conversation."""
+  """(source number, record index) -> {'tokens': int32[n], 'rewards': float32[n]}.
 
-  def __init__(self, data_config, tokenizer, records, to_conversation, seed: int):
-    self._records, self._to_conversation = records, to_conversation
+  One whole document: a conversation (each turn rewarded by the configured reward) or a
+  SocialWorld example; a plain-text story ends with EOS so its answer does not run into
+  the next story's first line.
+  """
+
+  def __init__(self, data_config, tokenizer, sources: Sequence[tuple[str, Sequence]],
+               seed: int):
+    self._data_config, self._sources = data_config, sources
     self._tokenizer, self._seed = tokenizer, seed
-    self._perspective = getattr(data_config, 'perspective', 'first')
-    if self._perspective not in PERSPECTIVES:
-      raise ValueError(f'data.perspective={self._perspective!r}; choose one of {PERSPECTIVES}.')
-    self._switch_names = getattr(data_config, 'switch_names_in_text', True)
+    perspective = getattr(data_config, 'perspective', 'first')
+    if perspective not in PERSPECTIVES:
+      raise ValueError(f'data.perspective={perspective!r}; choose one of {PERSPECTIVES}.')
     name = getattr(data_config, 'reward', 'constant')
     kwargs = {'value': getattr(data_config, 'reward_value', 1.0)} if name == 'constant' else {}
     self._reward_fn = rewards_lib.get(name, **kwargs)
 
-  def __call__(self, index: int) -> dict[str, np.ndarray]:
-    c = self._to_conversation(self._records[int(index)])
-    c = conversation.switch(c, _perspective_owner(c, int(index), self._perspective, self._seed))
-    segments = [text for _, text in conversation.render_segments(c, self._switch_names)]
+  def __call__(self, item: tuple[int, int]) -> dict[str, np.ndarray]:
+    source, records = self._sources[int(item[0])]
+    index = int(item[1])
+    segments = _segments(self._data_config, source, records[index], index, self._seed)
     if not segments:
       return {'tokens': np.zeros(0, np.int32), 'rewards': np.zeros(0, np.float32)}
     ids = self._tokenizer.encode_batch(segments)
     turn_rewards = np.asarray(self._reward_fn(_Prefixes(segments), segments), np.float32)
     if turn_rewards.shape != (len(segments),):
       raise ValueError(f'Reward function returned shape {turn_rewards.shape} for '
-                       f'{len(segments)} turns of {c.id!r}; it must return one float per turn.')
+                       f'{len(segments)} turns of record {index} of {source!r}; it must '
+                       f'return one float per turn.')
+    if source in builders.STORY_FAMILIES:
+      ids[-1] = ids[-1] + [self._tokenizer.eos_id]
     lengths = [len(x) for x in ids]
     tokens = np.fromiter(itertools.chain.from_iterable(ids), np.int32, sum(lengths))
     return {'tokens': tokens, 'rewards': np.repeat(turn_rewards, lengths)}
@@ -234,23 +385,49 @@ class _PackIterator(grain.DatasetIterator):
 
 # --- Datasets -----------------------------------------------------------------------------------
 
+def _source_seed(seed: int, source: str, sources: int) -> int:
+  # One source keeps the seed itself, so runs from before mixtures see the same batches.
+  return seed if sources == 1 else _draw(f'{seed}:{source}')
+
+
+def _tag(source: int, index: int) -> tuple[int, int]:
+  return source, index
+
+
+def _documents(data_config, split: str, *, seed: int, process_index: int, process_count: int,
+               shuffle: bool, repeat: bool) -> tuple[grain.MapDataset, list]:
+  """(source number, record index) of this process's documents, mixed by weight, and the
+  sources [(name, records)] the numbers refer to."""
+  if not 0 <= process_index < process_count:
+    raise ValueError(f'process_index={process_index} must be in [0, {process_count}).')
+  weights = mixture(data_config)
+  parts, sources = [], []
+  for number, source in enumerate(weights):
+    records = _records(data_config, source, split)
+    indices = grain.MapDataset.range(len(records))[process_index::process_count]
+    if len(indices) == 0:
+      raise ValueError(f'The {split!r} split of {source!r} has {len(records)} documents, '
+                       f'none for process {process_index} of {process_count}; add documents '
+                       f'or use a source with a non-empty {split!r} split.')
+    if shuffle:
+      indices = indices.shuffle(_source_seed(seed, source, len(weights)))
+    if repeat:
+      indices = indices.repeat()
+    parts.append(indices.map(functools.partial(_tag, number)))
+    sources.append((source, records))
+  if len(parts) == 1:
+    return parts[0], sources
+  # Without repeat the mixture ends when its first source runs out.
+  return grain.MapDataset.mix(parts, list(weights.values())), sources
+
+
 def _rows(data_config, tokenizer, split: str, *, seed: int, process_index: int,
           process_count: int, shuffle: bool, repeat: bool) -> grain.IterDataset:
   """Packed rows {'tokens', 'rewards', 'real'} of seq_len + 1 from this process's shard."""
-  if not 0 <= process_index < process_count:
-    raise ValueError(f'process_index={process_index} must be in [0, {process_count}).')
-  records, to_conversation = conversations(data_config, split)
-  featurize = _Featurize(data_config, tokenizer, records, to_conversation, seed)
-  indices = grain.MapDataset.range(len(records))[process_index::process_count]
-  if len(indices) == 0:
-    raise ValueError(f'The {split!r} split of {data_config.source!r} has {len(records)} '
-                     f'conversations, none for process {process_index} of {process_count}; '
-                     f'add conversations or use a source with a non-empty {split!r} split.')
-  if shuffle:
-    indices = indices.shuffle(seed)
-  if repeat:
-    indices = indices.repeat()
-  examples = indices.map(featurize).to_iter_dataset(_READ_OPTIONS)
+  documents, sources = _documents(data_config, split, seed=seed, process_index=process_index,
+                                  process_count=process_count, shuffle=shuffle, repeat=repeat)
+  featurize = _Featurize(data_config, tokenizer, sources, seed)
+  examples = documents.map(featurize).to_iter_dataset(_READ_OPTIONS)
   return _PackIterDataset(examples, data_config.seq_len + 1)
 
 
@@ -271,7 +448,7 @@ def _lm_batch(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def lm_dataset(data_config, tokenizer, split: str, *, seed: int, global_batch_size: int,
                process_index: int = 0, process_count: int = 1,
                repeat: bool = True) -> grain.IterDataset:
-  """Batches of this process for language-model training on data_config.source.
+  """Batches of this process for language-model training on the data's mixture.
 
   Yields {'inputs': int32[B, L], 'targets': int32[B, L], 'weights': float32[B, L],
   'rewards': float32[B, L]} with B = global_batch_size // process_count and

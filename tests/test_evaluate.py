@@ -1,0 +1,171 @@
+"""Evaluation (SPEC §6): the CLI on a smoke run, the scorer against model.apply, ranking."""
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO, run_main
+from tomk.evaluation import perspective, scoring, theory_of_mind
+from tomk.model import STREAMS
+from tomk.socialworld import stories
+
+
+@pytest.fixture(scope='module')
+def evaluated_run(data_dir, tmp_path_factory):
+  """A smoke training run, then `python -m tomk.evaluate` on it: (workdir, stdout, seconds)."""
+  workdir = str(tmp_path_factory.mktemp('evaluate'))
+  run_main(workdir)
+  start = time.perf_counter()
+  result = subprocess.run([sys.executable, '-m', 'tomk.evaluate', f'--workdir={workdir}'],
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ))
+  seconds = time.perf_counter() - start
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir, result.stdout, seconds
+
+
+def test_cli_prints_the_table_and_writes_eval_json(evaluated_run):
+  workdir, stdout, seconds = evaluated_run
+  print(stdout, f'\npython -m tomk.evaluate took {seconds:.1f} s')
+  results = json.load(open(os.path.join(workdir, 'eval.json')))
+  assert results['step'] == 20 and results['seed'] == 2411
+  assert 'Theory of Mind' in stdout and 'Perspective-taking' in stdout
+  tom = results['theory_of_mind']
+  assert set(tom) == {'test', 'heldout'}
+  for question_type in stories.QUESTION_TYPES:
+    assert question_type in stdout
+  for split in tom:
+    assert set(tom[split]) == set(STREAMS)
+    for stream in STREAMS:
+      assert set(tom[split][stream]) == set(theory_of_mind.LABELS) | {'all'}
+      for label, m in tom[split][stream].items():
+        assert m['n'] > 0, (split, stream, label)
+        assert 0.0 <= m['accuracy'] <= 1.0
+      assert tom[split][stream]['all']['n'] == 4 * len(theory_of_mind.LABELS)
+  views = results['perspective']
+  assert set(views) == {'chitchat_partner_turns', 'scenario_partner_turns', 'scenario_reaction',
+                        'next_turn'}
+  assert set(views['chitchat_partner_turns']) == {'validation'}
+  assert set(views['next_turn']) == {'test', 'heldout'}
+  for measure, by_split in views.items():
+    for split, by_stream in by_split.items():
+      for stream in STREAMS:
+        m = by_stream[stream]
+        assert m['n'] > 0 and 0.0 <= m['accuracy'] <= 1.0, (measure, split, stream)
+        if 'nll' in m:
+          assert m['tokens'] >= m['n'] and math.isfinite(m['nll']) and m['nll'] > 0
+
+
+@pytest.fixture(scope='module')
+def trained(evaluated_run):
+  from tomk import train
+  return train.load_run(evaluated_run[0])
+
+
+def test_scorer_matches_model_apply_on_one_example(trained):
+  _, model, tokenizer, params, _ = trained
+  example = stories.generate('test', seed=7, n=1, question_weights={'first_order': 1.0})[0]
+  prompt, continuation = stories.prompt(example), stories.continuation(example)
+  prompt_ids, tokens = tokenizer.encode(prompt), tokenizer.encode(prompt + continuation)
+  assert tokens[:len(prompt_ids)] == prompt_ids and len(tokens) > len(prompt_ids)
+  # Batched with a short filler sequence and padded by 37 tokens: none of that may leak in.
+  scorer = scoring.Scorer(model, params, tokenizer, batch_size=4, lengths=(len(tokens) + 37,))
+  scored = scorer.continuations(['Hi.', prompt], [' there', continuation])
+  logits = jax.jit(model.apply)(params, jnp.asarray(tokens[:-1])[None])
+  for stream in STREAMS:
+    log_probs = np.asarray(jax.nn.log_softmax(logits[stream][0], -1))
+    direct = sum(log_probs[t - 1, tokens[t]] for t in range(len(prompt_ids), len(tokens)))
+    np.testing.assert_allclose(scored[stream][1], direct, rtol=1e-5, atol=1e-5)
+
+
+# --- Hand-built: a byte tokenizer and a model that likes one letter per stream -----------------
+
+class ByteTokenizer:
+  """One id per byte; with `merge`, the text ': ' is one id (999), as a BPE merge would be."""
+
+  def __init__(self, merge=False):
+    self.merge = merge
+
+  def encode(self, text):
+    ids = list(text.encode())
+    if self.merge:
+      out, i = [], 0
+      while i < len(ids):
+        if ids[i:i + 2] == list(b': '):
+          out.append(999)
+          i += 2
+        else:
+          out.append(ids[i])
+          i += 1
+      ids = out
+    return ids
+
+  def encode_batch(self, texts):
+    return [self.encode(t) for t in texts]
+
+
+class LetterModel:
+  """Every position predicts its stream's favourite byte with high probability."""
+
+  def __init__(self, favourites):
+    self.favourites = favourites
+
+  def apply(self, params, tokens, streams=STREAMS):
+    del params
+    return {s: jnp.broadcast_to(jax.nn.one_hot(ord(self.favourites[s]), 1000) * 5.0,
+                                tokens.shape + (1000,)) for s in streams}
+
+
+def test_ranking_picks_the_candidate_with_the_higher_likelihood():
+  np.testing.assert_array_equal(
+      scoring.two_candidate_accuracy([-1.0, -3.0, -2.0], [-2.0, -1.0, -2.0]), [1.0, 0.0, 0.5])
+  example = {'id': 'hand-built', 'story': ['The key is in the tin.', 'Ada moved the key.'],
+             'question': 'Where is the key really?', 'answer': 'box',
+             'candidates': ['tin', 'box'], 'question_type': 'reality', 'tom': False}
+  scorer = scoring.Scorer(LetterModel({'behavior': 'b', 'prediction': 't'}), None,
+                          ByteTokenizer(), batch_size=2, lengths=(128,))
+  results = theory_of_mind.evaluate(scorer, [example])
+  # ' box' holds the behavior's favourite 'b', ' tin' the prediction's 't' (once each).
+  assert results['behavior']['reality/no_tom'] == {'accuracy': 1.0, 'n': 1}
+  assert results['prediction']['reality/no_tom'] == {'accuracy': 0.0, 'n': 1}
+  assert results['behavior']['first_order/tom'] == {'accuracy': None, 'n': 0}
+
+
+def test_prompt_tokens_that_merge_with_the_continuation_fall_back_to_separate_encoding():
+  tokenizer = ByteTokenizer(merge=True)
+  scorer = scoring.Scorer(LetterModel({'behavior': 'b', 'prediction': 't'}), None, tokenizer,
+                          batch_size=2, lengths=(64,))
+  (tokens, prompt_length), = scorer.encode_pairs(['Q: where? A:'], [' box'])
+  assert tokens == tokenizer.encode('Q: where? A:') + tokenizer.encode(' box')
+  assert prompt_length == len(tokenizer.encode('Q: where? A:'))
+  (tokens, prompt_length), = scorer.encode_pairs(['Q: where? A'], [': box'])
+  assert tokens == tokenizer.encode('Q: where? A') + tokenizer.encode(': box')
+
+
+def test_one_compilation_per_padded_length():
+  scorer = scoring.Scorer(LetterModel({'behavior': 'b', 'prediction': 't'}), None,
+                          ByteTokenizer(), batch_size=4, lengths=(16, 32))
+  sequences = [list(range(2, n)) for n in range(4, 33)]
+  scores = scorer.token_scores(sequences)
+  scorer.token_scores(sequences[::-1])
+  assert scorer.traces == 2
+  assert [len(s['behavior'][0]) for s in scores] == [len(s) - 1 for s in sequences]
+  with pytest.raises(ValueError, match='evaluation.lengths'):
+    scorer.token_scores([list(range(40))])
+
+
+def test_partner_turn_mask_covers_exactly_the_other_speakers_turns():
+  from tomk.data import conversation
+  c = conversation.Conversation.of([('Ann', 'hi'), ('Bob', 'yo'), ('Ann', 'ok')],
+                                   perspective='Ann')
+  tokens, partner = perspective.rendered_tokens(ByteTokenizer(), c)
+  text = conversation.render(c)
+  assert bytes(tokens).decode() == text
+  assert bytes(t for t, p in zip(tokens, partner) if p).decode() == '<other> Bob: yo<eot>'

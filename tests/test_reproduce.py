@@ -1,0 +1,78 @@
+"""Tests of tomk.reproduce: finding the first difference, and re-running real smoke runs.
+
+The runs come from test_sweep.py's 3 × 2 smoke sweep (re-invoking it skips finished
+points, so after test_sweep.py it costs seconds); each re-run then hits the shared
+compilation cache.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from test_sweep import REPO, _env, smoke_sweep  # pylint: disable=unused-import
+from tomk import provenance
+from tomk import reproduce
+
+
+def test_first_difference():
+  a = [{'step': 0, 'stage': 's', 'x': 1.0}, {'step': 5, 'stage': 's', 'x': 2.0, 'y': 3.0}]
+  assert reproduce.first_difference(a, a) is None
+  b = [a[0], {'step': 5, 'stage': 's', 'x': 2.0, 'y': 3.5}]
+  d = reproduce.first_difference(a, b)
+  assert (d.record, d.step, d.metric, d.original, d.rerun) == (1, 5, 'y', 3.0, 3.5)
+  assert 'first difference at step 5' in d.describe() and 'y = 3.0' in d.describe()
+  d = reproduce.first_difference(a, a[:1])
+  assert (d.metric, d.original, d.rerun, d.step) == (None, 2, 1, 0)
+  d = reproduce.first_difference(a, [a[0], {'step': 5, 'stage': 's', 'x': 2.0}])
+  assert (d.metric, d.rerun) == ('y', '<absent>')
+
+
+def _reproduce(workdir, into, env):
+  return subprocess.run([sys.executable, '-m', 'tomk.reproduce', workdir, '--into', into],
+                        cwd=REPO, capture_output=True, text=True, env=env)
+
+
+def test_reproduce_matches_then_names_a_deliberate_change(smoke_sweep, tmp_path,
+                                                          tmp_path_factory):
+  env = _env(tmp_path_factory)
+  original = os.path.join(smoke_sweep, 'seed=1,optimizer.behavior.learning_rate=0.003')
+  result = _reproduce(original, str(tmp_path / 'again'), env)
+  assert result.returncode == 0, result.stdout + result.stderr
+  assert 'MATCH: metrics.jsonl' in result.stdout
+
+  # The same recorded run, but its config says another behavior learning rate.
+  changed = tmp_path / 'changed'
+  changed.mkdir()
+  shutil.copy(os.path.join(original, 'metrics.jsonl'), changed)
+  with open(os.path.join(original, 'config.json')) as f:
+    config = json.load(f)
+  config['optimizer']['behavior']['learning_rate'] = 0.01
+  with open(changed / 'config.json', 'w') as f:
+    json.dump(config, f)
+  result = _reproduce(str(changed), str(tmp_path / 'changed-again'), env)
+  assert result.returncode == 1, result.stdout + result.stderr
+  # Step 0 (evaluation before training) agrees; the first logged training step does not.
+  records = reproduce._records  # pylint: disable=protected-access
+  first = reproduce.first_difference(records(changed / 'metrics.jsonl'),
+                                     records(tmp_path / 'changed-again' / 'metrics.jsonl'))
+  assert first.step == 3 and first.metric.startswith(('loss/', 'grad_norm/'))
+  assert (f'MISMATCH: first difference at step 3 (stage pretrain, record 2): {first.metric} = '
+          f'{first.original!r}') in result.stdout
+  assert f'{first.rerun!r} in {tmp_path / "changed-again"}' in result.stdout
+
+
+def test_reproduce_refuses_what_it_cannot_rerun(tmp_path):
+  result = subprocess.run([sys.executable, '-m', 'tomk.reproduce', str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True)
+  assert result.returncode == 2 and 'has no config.json' in result.stderr
+
+
+def test_provenance_differences(tmp_path):
+  for name, commit, jax_version in (('a', 'abc', '0.10.2'), ('b', 'def', '0.10.3')):
+    os.makedirs(tmp_path / name)
+    with open(tmp_path / name / provenance.FILENAME, 'w') as f:
+      json.dump({'git': {'commit': commit, 'dirty': False}, 'packages': {'jax': jax_version},
+                 'jax': {'backend': 'cpu'}, 'environment': {}}, f)
+  notes = reproduce.provenance_differences(str(tmp_path / 'a'), str(tmp_path / 'b'))
+  assert notes == ['git commit: abc then def', 'jax: 0.10.2 then 0.10.3']

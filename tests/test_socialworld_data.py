@@ -1,0 +1,324 @@
+"""SocialWorld as training data: tfds builders, training text, and the data mixture.
+
+Builders are built small (TRAIN_SIZE train examples per family) into the same session
+data dir as test_data*.py, so chitchat is built once. Training text is read back the
+way the pipeline renders it (pipeline._segments) and checked for held-out words and
+ground truth.
+"""
+import collections
+import itertools
+import json
+import re
+import time
+import types
+
+import ml_collections
+import numpy as np
+import pytest
+
+import tomk.socialworld as sw
+from tomk.data import conversation
+from tomk.data import pipeline
+from tomk.socialworld import builders
+from tomk.socialworld import scenarios
+from tomk.socialworld import stories
+from tomk.socialworld import vocab
+
+TRAIN_SIZE = 600                  # the other splits get 100 each
+MIXTURE = 'chitchat:1,story:2,preference_story:0.5,scenarios:1'
+
+
+def _config(data_dir, **overrides):
+  config = ml_collections.ConfigDict(dict(
+      source='chitchat', mixture=MIXTURE, story_mix='balanced',
+      socialworld_train_size=TRAIN_SIZE, data_dir=data_dir, vocab_size=512, seq_len=128,
+      perspective='random', switch_names_in_text=True, reward='constant', reward_value=1.0))
+  config.update(overrides)
+  return config
+
+
+@pytest.fixture(scope='session')
+def data_dir(tmp_path_factory):
+  # The same dir as test_data*.py: chitchat is built once per test session.
+  path = tmp_path_factory.getbasetemp() / 'tomk-data'
+  path.mkdir(exist_ok=True)
+  return str(path)
+
+
+@pytest.fixture(scope='session')
+def sources(data_dir):
+  """{family: {split: records}}, every family built once (stories in the balanced mix)."""
+  start = time.perf_counter()
+  out = {f: {split: builders.load(f, split, data_dir, train_size=TRAIN_SIZE)
+             for split in builders.SPLITS} for f in builders.FAMILIES}
+  print(f'built {len(out)} SocialWorld configs in {time.perf_counter() - start:.1f} s')
+  return out
+
+
+@pytest.fixture(scope='session')
+def mixture_tokenizer(data_dir, sources):
+  del sources  # built first
+  return pipeline.tokenizer_for(_config(data_dir))
+
+
+def _training_texts(data_dir, family, split, seed=0):
+  """Every record's training text, rendered by the pipeline as it trains on it."""
+  config = _config(data_dir, mixture=family)
+  records = pipeline._records(config, family, split)  # pylint: disable=protected-access
+  segments = pipeline._segments  # pylint: disable=protected-access
+  return [''.join(segments(config, family, records[i], i, seed)) for i in range(len(records))]
+
+
+def _take(dataset, n):
+  return list(itertools.islice(iter(dataset), n))
+
+
+def _assert_same(batches_a, batches_b):
+  assert len(batches_a) == len(batches_b)
+  for a, b in zip(batches_a, batches_b):
+    for k in a:
+      np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+# --- Builders -------------------------------------------------------------------------------
+
+def test_default_configs_have_the_documented_sizes():
+  configs = {c.name: dict(c.sizes) for c in builders.SocialWorld.BUILDER_CONFIGS}
+  assert set(configs) == {'story-natural', 'story-balanced', 'story-higher_order',
+                          'preference_story', 'rater', *scenarios.FAMILIES}
+  assert configs['story-balanced'] == dict(train=50_000, validation=1_000, test=2_000,
+                                           heldout=2_000)
+  assert all(sizes['train'] >= 10_000 for sizes in configs.values())
+  assert builders.builder_config('story') is builders.builder_config('story', 'balanced')
+  small = dict(builders.builder_config('story', train_size=TRAIN_SIZE).sizes)
+  assert small == dict(train=TRAIN_SIZE, validation=100, test=100, heldout=100)
+
+
+def test_builders_hold_the_generator_examples_split_by_split(sources):
+  options = builders.story_options('balanced')
+  for family, splits in sources.items():
+    assert {s: len(r) for s, r in splits.items()} == dict(
+        train=TRAIN_SIZE, validation=100, test=100, heldout=100), family
+    kwargs = options if family == 'story' else {}
+    for split, generator_split, start in [('train', 'train', 0), ('test', 'test', 0),
+                                          ('heldout', 'heldout', 0),
+                                          ('validation', 'test', 100)]:
+      index = 37
+      want = sw.generate(family, generator_split, 0, 1, start + index, **kwargs)[0]
+      got = builders.example(splits[split][index])
+      assert got['id'] == want['id'], (family, split)
+      if family in builders.STORY_FAMILIES:
+        assert stories.text(got) == stories.text(want)
+      elif family == 'rater':
+        assert got == {k: want[k] for k in got}
+      else:
+        assert got['conversation'] == want['conversation']
+        assert got['hidden'] == want['hidden']
+        response = want['candidates'][0]
+        assert got['partner_reward'](response) == want['partner_reward'](response)
+        assert got['reaction'](response) == want['reaction'](response)
+
+
+def test_story_mix_presets_and_overrides():
+  assert builders.story_options('balanced') == stories.BALANCED
+  assert builders.story_options('natural') == stories.NATURAL
+  tuned = builders.story_options('balanced,first_order:3,true_belief:0,tom_fraction:0.7')
+  assert tuned['question_weights']['first_order'] == 3.0
+  assert 'true_belief' not in tuned['story_weights'] and tuned['tom_fraction'] == 0.7
+  assert builders.builder_config('story', 'balanced,first_order:3').name.startswith(
+      'story-mix_')
+  for bad, message in [('first_order:3', 'must start with a preset'),
+                       ('balanced,fifth_order:1', 'unknown key'),
+                       ('balanced,first_order:lots', 'key:number')]:
+    with pytest.raises(ValueError, match=message):
+      builders.story_options(bad)
+
+
+def test_story_mix_reaches_the_builder(data_dir, sources):
+  # The generator's tests check the mixes' proportions; here: the builder uses them.
+  natural = builders.load('story', 'train', data_dir, 'natural', TRAIN_SIZE)
+  balanced = sources['story']['train']
+  for records, mix in ((natural, stories.NATURAL), (balanced, stories.BALANCED)):
+    want = sw.generate('story', 'train', 0, 50, **mix)
+    assert [stories.text(builders.example(records[i])) for i in range(50)] == [
+        stories.text(ex) for ex in want]
+  assert builders.example(natural[3])['id'] == builders.example(balanced[3])['id']
+
+
+# --- Training text --------------------------------------------------------------------------
+
+def _words(text):
+  return set(re.findall(r"[A-Za-z]+", text))
+
+
+def test_no_heldout_word_in_training_text(data_dir, sources):
+  del sources
+  heldout = set(vocab.HELDOUT.words())
+  for family in builders.FAMILIES:
+    train_words = set().union(*map(_words, _training_texts(data_dir, family, 'train')))
+    assert not heldout & train_words, (family, sorted(heldout & train_words))
+    # ...while the held-out split's text is made of them (the check can fail).
+    heldout_words = set().union(*map(_words, _training_texts(data_dir, family, 'heldout')))
+    assert heldout & heldout_words, family
+
+
+def test_no_ground_truth_in_training_text(data_dir, sources):
+  del sources
+  hidden_keys = ('hidden', 'utilities', 'partner_reward', 'true_location', 'believed',
+                 'false_belief', 'story_type', 'question_type', 'tom', 'score', 'candidate')
+  for family in builders.FAMILIES:
+    for text in _training_texts(data_dir, family, 'train'):
+      assert not re.search(r'[0-9{}\[\]]', text), (family, text)  # no numbers, no JSON
+      lowered = text.lower()
+      assert not [k for k in hidden_keys if re.search(rf'\b{k}\b', lowered)], (family, text)
+
+
+def test_training_text_is_what_the_evaluator_and_partner_produce(data_dir, sources):
+  del sources
+  for family in builders.FAMILIES:
+    texts = _training_texts(data_dir, family, 'train')[:50]
+    want = sw.generate(family, 'train', 0, 50,
+                       **(builders.story_options('balanced') if family == 'story' else {}))
+    for text, ex in zip(texts, want):
+      if family in builders.STORY_FAMILIES:
+        # Exactly the evaluator's prompt + continuation of the right answer.
+        assert text == stories.prompt(ex) + stories.continuation(ex)
+      elif family == 'rater':
+        assert text == ex['prompt'] + ex['chosen'] + conversation.EOT
+      else:
+        # The scenario, one candidate response of the model, the partner's true reaction.
+        assert any(text == conversation.render(scenarios.respond(ex, c))
+                   for c in ex['candidates']), text
+  # Each candidate response is shown for some scenarios, bad ones included.
+  texts = _training_texts(data_dir, 'preference_offer', 'train')
+  kinds = collections.Counter()
+  for text, ex in zip(texts, sw.generate('preference_offer', 'train', 0, len(texts))):
+    kinds.update(k for c, k in zip(ex['candidates'], ex['candidate_kinds'])
+                 if f'{conversation.SELF} {c}{conversation.EOT}' in text)
+  assert kinds['refuse'] > 100 and sum(kinds.values()) == len(texts), kinds
+
+
+def test_stories_end_with_eos_and_tokenize_round_trip(data_dir, mixture_tokenizer):
+  config = _config(data_dir, mixture='story')
+  # pylint: disable=protected-access
+  documents, srcs = pipeline._documents(config, 'train', seed=0, process_index=0,
+                                        process_count=1, shuffle=False, repeat=False)
+  featurize = pipeline._Featurize(config, mixture_tokenizer, srcs, seed=0)
+  tokens = featurize(documents[0])['tokens']
+  assert tokens[-1] == mixture_tokenizer.eos_id
+  text = _training_texts(data_dir, 'story', 'train')[0]
+  assert mixture_tokenizer.decode(tokens[:-1]) == text
+  assert mixture_tokenizer.eos_id not in tokens[:-1]
+
+
+# --- The mixture ----------------------------------------------------------------------------
+
+def test_mixture_parsing(data_dir):
+  weights = pipeline.mixture(_config(data_dir))
+  assert set(weights) == {'chitchat', 'story', 'preference_story', *scenarios.FAMILIES}
+  assert weights['story'] == pytest.approx(2 / 4.5)
+  assert weights['multi_party'] == pytest.approx(1 / 4.5 / 6)   # 'scenarios' is all six
+  assert sum(weights.values()) == pytest.approx(1)
+  assert pipeline.mixture(_config(data_dir, mixture='story')) == {'story': 1.0}
+  assert pipeline.mixture(_config(data_dir, mixture='')) == {'chitchat': 1.0}
+  as_dict = types.SimpleNamespace(**{**_config(data_dir).to_dict(),
+                                     'mixture': {'chitchat': 1, 'story': 3}})
+  assert pipeline.mixture(as_dict) == {'chitchat': 0.25, 'story': 0.75}
+  for overrides, message in [
+      (dict(mixture='chitchat:1,stories:2'), "entry='stories': use 'chitchat' or a path"),
+      (dict(mixture='chitchat:lots'), 'chitchat:lots must be name:weight'),
+      (dict(mixture='chitchat:-1'), 'weight >= 0'),
+      (dict(mixture='chitchat:0'), 'weight 0'),
+      (dict(source='mine.jsonl'), 'ignored when data.mixture is set')]:
+    with pytest.raises(ValueError, match=re.escape(message)):
+      pipeline.mixture(_config(data_dir, **overrides))
+
+
+def test_tokenizer_cache_key_names_the_mixture(data_dir):
+  name = lambda **o: pipeline.tokenizer_name(_config(data_dir, **o))
+  assert name(mixture='') == 'chitchat'
+  assert name().startswith('mix-') and name() != name(mixture='chitchat:1,story:1')
+  assert name(mixture='chitchat:2,story:4') == name(mixture='chitchat:1,story:2')
+  assert name(story_mix='natural') != name()       # other stories, other text
+  assert name(mixture='story').startswith('socialworld-story-balanced')
+
+
+def test_mixture_gives_the_configured_proportions_deterministically(data_dir, sources):
+  del sources
+  config = _config(data_dir)
+  weights = pipeline.mixture(config)
+
+  def documents(seed, process_index=0, process_count=1):
+    docs, srcs = pipeline._documents(  # pylint: disable=protected-access
+        config, 'train', seed=seed, process_index=process_index,
+        process_count=process_count, shuffle=True, repeat=True)
+    return [(srcs[k][0], int(i)) for k, i in (docs[j] for j in range(4000))]
+  first = documents(0)
+  counts = collections.Counter(name for name, _ in first)
+  for name, weight in weights.items():
+    assert counts[name] / len(first) == pytest.approx(weight, abs=0.01), (name, counts)
+  # Every 100 documents already hold the mixture, not just the whole stream.
+  window = collections.Counter(name for name, _ in first[1000:1100])
+  assert abs(window['story'] - 100 * weights['story']) <= 2, window
+  assert documents(0) == first and documents(1) != first
+  shards = [set(documents(0, p, 2)) for p in (0, 1)]
+  assert not shards[0] & shards[1]
+
+
+def test_mixture_batches_are_deterministic_and_state_round_trips(data_dir,
+                                                                 mixture_tokenizer):
+  config = _config(data_dir, seq_len=64)
+  make = lambda seed: pipeline.lm_dataset(config, mixture_tokenizer, 'train', seed=seed,
+                                          global_batch_size=8)
+  first = _take(make(0), 3)
+  _assert_same(first, _take(make(0), 3))
+  assert not np.array_equal(first[0]['inputs'], _take(make(1), 1)[0]['inputs'])
+  iterator = iter(make(5))
+  _take(iterator, 7)
+  state = json.loads(json.dumps(iterator.get_state()))   # as a checkpoint stores it
+  following = _take(iterator, 4)
+  restored = iter(make(5))
+  restored.set_state(state)
+  _assert_same(following, _take(restored, 4))
+
+
+def test_mixture_eval_batches_cover_validation_and_heldout(data_dir, mixture_tokenizer):
+  config = _config(data_dir)
+  for split in ('validation', 'heldout'):
+    batches = pipeline.eval_batches(config, mixture_tokenizer, split, global_batch_size=8,
+                                    num_batches=4)
+    assert len(batches) == 4 and all(b['weights'].all() for b in batches)
+  text = ' '.join(mixture_tokenizer.decode(row) for b in batches for row in b['inputs'])
+  assert _words(text) & set(vocab.HELDOUT.words())
+
+
+def test_mixture_throughput(data_dir, mixture_tokenizer):
+  config = _config(data_dir, seq_len=128)
+  iterator = iter(pipeline.lm_dataset(config, mixture_tokenizer, 'train', seed=0,
+                                      global_batch_size=32))
+  next(iterator)
+  start = time.perf_counter()
+  for _ in range(20):
+    batch = next(iterator)
+  rate = 20 / (time.perf_counter() - start)
+  print(f'mixture: {rate:.0f} batches/s at B=32, L=128')
+  assert batch['inputs'].shape == (32, 128) and (batch['rewards'] == 1).all()
+  assert rate > 5, f'the mixture reads only {rate:.1f} batches/s'
+
+
+def test_own_jsonl_conversations_mix_with_socialworld(data_dir, sources, tmp_path):
+  del sources
+  path = str(tmp_path / 'mine-{split}.jsonl')
+  for split in ('train', 'validation'):
+    with open(path.format(split=split), 'w') as f:
+      for i in range(20):
+        turns = [{'speaker': 'Ann', 'text': f'zq marker {i}'}, {'speaker': 'Bo', 'text': 'ok'}]
+        f.write(json.dumps({'id': f'c{i}', 'turns': turns}) + '\n')
+  config = _config(str(tmp_path), mixture=f'{path}:1,story:1', seq_len=64)
+  config.data_dir = data_dir     # SocialWorld from the session's builds
+  tokenizer = pipeline.tokenizer_for(config)
+  assert tokenizer.path.endswith(f'{pipeline.tokenizer_name(config)}-512.model')
+  batch = _take(pipeline.lm_dataset(config, tokenizer, 'train', seed=0,
+                                    global_batch_size=8), 1)[0]
+  text = ' '.join(tokenizer.decode(row) for row in batch['inputs'])
+  assert 'zq marker' in text and 'Q: Where' in text

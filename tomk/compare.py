@@ -1,0 +1,402 @@
+"""Mean ± 95 % CI over seeds of every final metric, per group of runs.
+
+  python -m tomk.compare runs/lr-sweep [more sweepdirs or workdirs ...] [--out=DIR]
+
+A sweepdir (a directory of workdirs, e.g. from tomk.sweep) expands to its finished
+workdirs. Runs are grouped by their config: every key whose value differs between the
+runs, except `seed`, makes the group. For every metric (its last value in
+metrics.jsonl: losses, `eval/...`) and every number in W/eval.json (as `eval.json/...`)
+it prints and writes mean ± t_{0.975, n-1}·s/√n and n per group (n=1 has no CI), with
+each seed's value beside it (SPEC §6), into comparison.md and comparison.csv, and plots
+training curves (mean and CI band per group) and eval bar charts (CI error bars) under
+plots/. --out defaults to the first argument if it is a sweepdir, else the current dir.
+"""
+from __future__ import annotations
+
+import collections
+import csv
+import dataclasses
+import itertools
+import json
+import math
+import os
+import re
+import sys
+from typing import Any, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from tomk import stats
+from tomk import sweep
+
+LABELS = ('step', 'stage', 'algorithm')
+# Bookkeeping in eval.json (tomk.evaluation): which step and seeds, how many examples.
+EVAL_BOOKKEEPING = ('step', 'seed', 'train_seed', 'n', 'tokens')
+IGNORED_CONFIG_KEYS = ('seed',)
+
+
+@dataclasses.dataclass
+class Run:
+  workdir: str
+  config: dict[str, Any]                       # flattened config.json
+  final: dict[str, float]                      # metric -> last value
+  curves: dict[tuple[str, str], list[tuple[int, float]]]   # (stage, metric) -> [(step, v)]
+  last_step: int | None
+
+  @property
+  def seed(self):
+    return self.config.get('seed')
+
+  @property
+  def name(self) -> str:
+    return os.path.basename(os.path.normpath(self.workdir))
+
+
+# --- Reading runs --------------------------------------------------------------------------------
+
+
+def _number(value) -> float | None:
+  """A metric value as a float: numbers, and the 'nan'/'inf' strings metrics.py writes."""
+  if isinstance(value, bool):
+    return None
+  if isinstance(value, (int, float)):
+    return float(value)
+  if isinstance(value, str):
+    try:
+      return float(value)
+    except ValueError:
+      return None
+  return None
+
+
+def _eval_numbers(data: Any, prefix: str) -> dict[str, float]:
+  out = {}
+  if isinstance(data, dict):
+    for k, v in data.items():
+      if k not in EVAL_BOOKKEEPING:
+        out.update(_eval_numbers(v, f'{prefix}/{k}'))
+  else:
+    number = _number(data) if not isinstance(data, str) else None
+    if number is not None:
+      out[prefix] = number
+  return out
+
+
+def read_run(workdir: str) -> Run:
+  config_path = os.path.join(workdir, 'config.json')
+  metrics_path = os.path.join(workdir, 'metrics.jsonl')
+  for path in (config_path, metrics_path):
+    if not os.path.exists(path):
+      raise ValueError(f'{workdir} is not a workdir: it has no {os.path.basename(path)}. Give '
+                       f'workdirs written by python -m tomk.main, or sweepdirs holding them.')
+  with open(config_path) as f:
+    config = sweep.flatten(json.load(f))
+  final, curves, last_step = {}, collections.defaultdict(list), None
+  with open(metrics_path) as f:
+    for line_number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise ValueError(f'{metrics_path} line {line_number} is not JSON ({e}); the run was '
+                         f'probably killed mid-write: re-run it to resume, or delete the '
+                         f'line.') from e
+      step, stage = record.get('step'), record.get('stage', '')
+      last_step = step if step is not None else last_step
+      for key, value in record.items():
+        number = _number(value)
+        if key in LABELS or number is None:
+          continue
+        final[key] = number
+        curves[(stage, key)].append((step, number))
+  eval_path = os.path.join(workdir, 'eval.json')
+  if os.path.exists(eval_path):
+    with open(eval_path) as f:
+      final.update(_eval_numbers(json.load(f), 'eval.json'))
+  return Run(workdir, config, final, dict(curves), last_step)
+
+
+def _is_workdir(path: str) -> bool:
+  return os.path.exists(os.path.join(path, 'config.json'))
+
+
+def expand(paths: Sequence[str], log=print) -> list[str]:
+  """Workdirs as given, and each sweepdir's finished workdirs (sweep.json order first)."""
+  workdirs = []
+  for path in paths:
+    if _is_workdir(path):
+      workdirs.append(path)
+      continue
+    if not os.path.isdir(path):
+      raise ValueError(f'{path} does not exist; give workdirs or sweepdirs.')
+    names = sorted(n for n in os.listdir(path) if _is_workdir(os.path.join(path, n)))
+    state_path = os.path.join(path, 'sweep.json')
+    is_sweep = os.path.exists(state_path)
+    if is_sweep:
+      with open(state_path) as f:
+        order = [p['name'] for p in json.load(f).get('points', [])]
+      names.sort(key=lambda n: (order.index(n) if n in order else len(order), n))
+    if not names:
+      raise ValueError(f'{path} holds no workdirs (directories with a config.json).')
+    unfinished = [n for n in names if is_sweep and not sweep.finished(os.path.join(path, n))]
+    if unfinished:
+      log(f'note: leaving out {len(unfinished)} unfinished run(s) of {path}: '
+          f'{", ".join(unfinished)} (re-run the sweep to finish them)', file=sys.stderr)
+    workdirs.extend(os.path.join(path, n) for n in names if n not in unfinished)
+  if not workdirs:
+    raise ValueError(f'no finished runs in {" ".join(paths)}.')
+  return workdirs
+
+
+# --- Grouping and statistics ---------------------------------------------------------------------
+
+
+def _show(value) -> str:
+  if isinstance(value, str):
+    return value
+  return repr(value) if isinstance(value, float) else json.dumps(value)
+
+
+def group_runs(runs: Sequence[Run]) -> tuple[list[str], dict[str, list[Run]]]:
+  """(the config keys that tell groups apart, {label: runs}) in first-seen order."""
+  keys = sorted({k for r in runs for k in r.config})
+  differing = [k for k in keys if k not in IGNORED_CONFIG_KEYS and
+               len({json.dumps(r.config.get(k, '<absent>'), sort_keys=True)
+                    for r in runs}) > 1]
+  groups: dict[str, list[Run]] = {}
+  for run in runs:
+    label = ','.join(f'{k}={_show(run.config.get(k, "<absent>"))}' for k in differing)
+    groups.setdefault(label or 'all runs', []).append(run)
+  return differing, groups
+
+
+@dataclasses.dataclass
+class Row:
+  group: str
+  metric: str
+  summary: stats.Summary
+  seeds: list[Any]
+  values: list[float]
+
+
+def summarize(groups: dict[str, list[Run]]) -> list[Row]:
+  metrics = sorted({m for runs in groups.values() for r in runs for m in r.final})
+  rows = []
+  for metric in metrics:
+    for label, runs in groups.items():
+      have = [r for r in runs if metric in r.final]
+      if have:
+        values = [r.final[metric] for r in have]
+        rows.append(Row(label, metric, stats.summarize(values), [r.seed for r in have], values))
+  return rows
+
+
+def warnings_for(groups: dict[str, list[Run]]) -> list[str]:
+  notes = []
+  for label, runs in groups.items():
+    seeds = [r.seed for r in runs]
+    repeated = sorted({json.dumps(s) for s in seeds if seeds.count(s) > 1})
+    if repeated:
+      notes.append(f'group {label} has runs with the same seed ({", ".join(repeated)}): they '
+                   f'are not independent samples, so its CI is too narrow.')
+    steps = {r.last_step for r in runs}
+    if len(steps) > 1:
+      notes.append(f'group {label}: runs end at different steps {sorted(steps, key=str)}; '
+                   f'an unfinished run distorts the mean.')
+  return notes
+
+
+# --- Writing -------------------------------------------------------------------------------------
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']
+  lines += ['| ' + ' | '.join(r) + ' |' for r in rows]
+  return '\n'.join(lines)
+
+
+def summary_table(groups: dict[str, list[Run]], rows: list[Row]) -> str:
+  by_key = {(r.group, r.metric): r for r in rows}
+  metrics = sorted({r.metric for r in rows})
+  header = ['metric'] + [f'{label} (n={len(runs)})' for label, runs in groups.items()]
+  body = []
+  for metric in metrics:
+    cells = [metric]
+    for label, runs in groups.items():
+      row = by_key.get((label, metric))
+      if row is None:
+        cells.append('–')
+        continue
+      cell = stats.format_summary(row.summary)
+      if row.summary.n != len(runs) and row.summary.n > 1:
+        cell += f' (n={row.summary.n})'
+      cells.append(cell)
+    body.append(cells)
+  return _markdown_table(header, body)
+
+
+def per_seed_tables(groups: dict[str, list[Run]]) -> str:
+  parts = []
+  for label, runs in groups.items():
+    metrics = sorted({m for r in runs for m in r.final})
+    seeds = [r.seed for r in runs]
+    names = [f'seed {s}' if seeds.count(s) == 1 else f'seed {s} ({r.name})'
+             for s, r in zip(seeds, runs)]
+    body = [[m] + [f'{r.final[m]:.6g}' if m in r.final else '–' for r in runs] for m in metrics]
+    parts.append(f'### {label}\n\n' + _markdown_table(['metric'] + names, body))
+  return '\n\n'.join(parts)
+
+
+def write_csv(path: str, rows: list[Row]) -> None:
+  with open(path, 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(['group', 'metric', 'n', 'mean', 'std', 'ci95', 'ci95_low', 'ci95_high',
+                     'seeds', 'values'])
+    for r in rows:
+      s = r.summary
+      blank = lambda x: '' if x is None else repr(x)
+      writer.writerow([r.group, r.metric, s.n, repr(s.mean), blank(s.std), blank(s.ci),
+                       blank(s.low), blank(s.high), ';'.join(str(x) for x in r.seeds),
+                       ';'.join(repr(v) for v in r.values)])
+
+
+def _safe(name: str) -> str:
+  return re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('_')
+
+
+def plot(groups: dict[str, list[Run]], rows: list[Row], out: str,
+         differing: Sequence[str] = ()) -> list[str]:
+  """Training curves (mean, CI band) and eval bar charts (CI error bars); returns the files."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plot_dir = os.path.join(out, 'plots')
+  os.makedirs(plot_dir, exist_ok=True)
+  files = []
+  series = sorted({key for runs in groups.values() for r in runs for key in r.curves})
+  stages = {stage for stage, _ in series}
+  for stage, metric in series:
+    points_per_run = [[r.curves.get((stage, metric), []) for r in runs] for runs in groups.values()]
+    if max(len(p) for runs in points_per_run for p in runs) < 2:
+      continue        # logged once (e.g. a final eval): the bar charts show it
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, runs_points in zip(groups, points_per_run):
+      by_step = collections.defaultdict(list)
+      for points in runs_points:
+        for step, value in points:
+          by_step[step].append(value)
+      steps = sorted(by_step)
+      summaries = [stats.summarize(by_step[s]) for s in steps]
+      means = [s.mean for s in summaries]
+      line, = ax.plot(steps, means, label=label, marker='.' if len(steps) < 30 else None)
+      if any(s.ci is not None for s in summaries):
+        ax.fill_between(steps, [s.low if s.ci is not None else s.mean for s in summaries],
+                        [s.high if s.ci is not None else s.mean for s in summaries],
+                        color=line.get_color(), alpha=0.2, linewidth=0)
+    title = metric if len(stages) == 1 else f'{stage}: {metric}'
+    ax.set_title(f'{title}\nmean ± 95% CI over seeds', fontsize='medium')
+    ax.set(xlabel='step', ylabel=metric)
+    ax.legend(fontsize='small')
+    files.append(_save(fig, plt, os.path.join(plot_dir, f'curve_{_safe(title)}.png')))
+  # Eval numbers: one figure per family (eval/, eval.json/<section>), a panel per number,
+  # each with its own scale (an NLL and an accuracy share no axis).
+  eval_metrics = sorted({r.metric for r in rows if r.metric.startswith(('eval/', 'eval.json/'))})
+  families = collections.defaultdict(list)
+  for metric in eval_metrics:
+    parts = metric.split('/')
+    families['/'.join(parts[:2]) if parts[0] == 'eval.json' else parts[0]].append(metric)
+  by_key = {(r.group, r.metric): r for r in rows}
+  labels = list(groups)
+  # Ticks show the values only; the keys they belong to are named once, in the title.
+  ticks = ['\n'.join(_show(groups[l][0].config.get(k, '<absent>')) for k in differing) or l
+           for l in labels]
+  for family, metrics in families.items():
+    columns = min(4, len(metrics))
+    rows_needed = math.ceil(len(metrics) / columns)
+    width = max(3.5, 0.9 * len(labels) + 1.5)
+    fig, axes = plt.subplots(rows_needed, columns, squeeze=False,
+                             figsize=(width * columns, 3.2 * rows_needed + 0.6))
+    for ax, metric in itertools.zip_longest(axes.flat, metrics):
+      if metric is None:
+        ax.set_axis_off()
+        continue
+      for i, label in enumerate(labels):
+        row = by_key.get((label, metric))
+        if row is None:
+          continue
+        error = None if row.summary.ci is None else [[row.summary.ci], [row.summary.ci]]
+        ax.bar(i, row.summary.mean, yerr=error, capsize=5, alpha=0.6, color=f'C{i}')
+        ax.plot([i] * len(row.values), row.values, 'k.', markersize=4)
+      ax.set_xticks(range(len(labels)), ticks, fontsize='small')
+      ax.set_title(metric[len(family) + 1:] or metric, fontsize='small')
+    fig.suptitle(f'{family}: mean ± 95% CI over seeds (dots: seeds)'
+                 + (f'; bars: {", ".join(differing)}' if differing else ''), fontsize='medium')
+    files.append(_save(fig, plt, os.path.join(plot_dir, f'eval_{_safe(family)}.png')))
+  return files
+
+
+def _save(fig, plt, path: str) -> str:
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def compare(paths: Sequence[str], out: str | None = None, plots: bool = True,
+            log=print) -> list[Row]:
+  """Reads, groups, summarizes and writes; prints the summary table. Returns its rows."""
+  workdirs = expand(paths, log=log)
+  if out is None:
+    first = paths[0]
+    out = first if os.path.isdir(first) and not _is_workdir(first) else os.getcwd()
+  runs = [read_run(w) for w in workdirs]
+  differing, groups = group_runs(runs)
+  rows = summarize(groups)
+  notes = warnings_for(groups)
+  table = summary_table(groups, rows)
+  os.makedirs(out, exist_ok=True)
+  write_csv(os.path.join(out, 'comparison.csv'), rows)
+  files = plot(groups, rows, out, differing) if plots else []
+  intro = (f'{len(runs)} runs in {len(groups)} group(s)'
+           + (f', told apart by {", ".join(differing)}' if differing else '')
+           + '. Each cell: mean ± 95 % confidence interval (Student t, n−1 degrees of freedom) '
+             'of the final value over seeds; n=1 has no CI.')
+  markdown = [f'# Comparison\n\n{intro}\n', table, '']
+  markdown += [f'> warning: {n}' for n in notes] + ([''] if notes else [])
+  markdown += ['## Runs\n'] + [f'- {r.workdir} (seed {r.seed}, last step {r.last_step})'
+                               for r in runs]
+  markdown += ['', '## Per seed\n', per_seed_tables(groups), '']
+  if files:
+    markdown += ['## Plots\n'] + [f'![{os.path.basename(p)}]({os.path.relpath(p, out)})'
+                                  for p in files] + ['']
+  with open(os.path.join(out, 'comparison.md'), 'w') as f:
+    f.write('\n'.join(markdown))
+  log(intro + '\n\n' + table)
+  for n in notes:
+    log(f'warning: {n}')
+  log(f'\nwrote {os.path.join(out, "comparison.md")}, comparison.csv and {len(files)} plots')
+  return rows
+
+
+def main(argv):
+  if not flags.FLAGS['verbosity'].present:      # matplotlib logs its font cache at INFO
+    logging.set_verbosity(logging.WARNING)
+  if len(argv) < 2:
+    print('usage: python -m tomk.compare SWEEPDIR_OR_WORKDIR [...] [--out=DIR]',
+          file=sys.stderr)
+    sys.exit(2)
+  try:
+    compare(argv[1:], out=flags.FLAGS.out, plots=flags.FLAGS.plots)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  flags.DEFINE_string('out', None, 'Where comparison.md/.csv and plots/ go (default: the '
+                      'first argument if it is a sweepdir, else the current directory).')
+  flags.DEFINE_bool('plots', True, 'Draw the PNG plots.')
+  app.run(main)

@@ -1,0 +1,148 @@
+"""Evaluation of a trained run (SPEC §6): Theory of Mind and perspective-taking.
+
+  results = evaluation.run(workdir)            # the latest checkpoint; writes eval.json
+  python -m tomk.evaluate --workdir=W [--step=N]
+
+Every number comes with its number of examples `n`, and every example is drawn from
+`config.evaluation.seed`, which does not follow the training seed, so runs of any seed
+are scored on the same stories and conversations. eval.json:
+
+  {'step': int, 'seed': evaluation seed, 'train_seed': int,
+   'theory_of_mind': {split: {stream: {'memory/no_tom' | 'first_order/tom' | ... | 'all':
+                                       {'accuracy', 'n'}}}},
+   'perspective': {'chitchat_partner_turns': {'validation': {stream: measure}},
+                   'scenario_partner_turns': {split: {stream: measure}},
+                   'scenario_reaction': {split: {stream: measure}},
+                   'next_turn': {split: {stream: {'accuracy', 'n'}}}}}
+
+with measure = {'nll' (per token), 'accuracy' (next token), 'tokens', 'n' (conversations)}.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import ml_collections
+
+from tomk import config as config_lib
+from tomk.evaluation import perspective
+from tomk.evaluation import scoring
+from tomk.evaluation import theory_of_mind
+from tomk.model import STREAMS
+
+CHITCHAT_SPLIT = 'validation'
+
+
+def settings(config) -> ml_collections.ConfigDict:
+  """config.evaluation, or the defaults for runs whose config predates it."""
+  defaults = config_lib.base().evaluation
+  if 'evaluation' not in config:
+    return defaults
+  merged = defaults.to_dict()
+  merged.update(config.evaluation.to_dict())
+  return ml_collections.ConfigDict(merged)
+
+
+def human_conversations(data_config) -> ml_collections.ConfigDict:
+  """data_config reading real people: its own JSONL source, else chitchat.
+
+  A run trained on SocialWorld alone, or on a mixture, is still scored on chitchat,
+  so perspective-taking on real people compares across runs.
+  """
+  data = ml_collections.ConfigDict(data_config.to_dict())
+  if not str(data.source).endswith('.jsonl'):
+    data.source = 'chitchat'
+  if 'mixture' in data:
+    data.mixture = ''
+  return data
+
+
+def evaluate(config, model, tokenizer, params, step: int | None = None,
+             log=print) -> dict:
+  """All of §6 that needs no sampling, for `params`; see the module docstring."""
+  e = settings(config)
+  switch_names = config.data.get('switch_names_in_text', True)
+  scorer = scoring.Scorer(model, params, tokenizer, e.batch_size, e.lengths)
+  results = {'step': step, 'seed': e.seed, 'train_seed': config.get('seed'),
+             'theory_of_mind': {}, 'perspective': {}}
+  tom, views = results['theory_of_mind'], results['perspective']
+  started = time.perf_counter()
+  for split in e.splits:
+    tom[split] = theory_of_mind.evaluate(
+        scorer, theory_of_mind.examples(split, e.seed, e.stories_per_label))
+  log(f'[evaluate] theory of mind: {time.perf_counter() - started:.1f} s')
+
+  started = time.perf_counter()
+  window = min(config.data.seq_len + 1, scorer.max_length)
+  sequences, masks, groups = perspective.chitchat_windows(
+      human_conversations(config.data), tokenizer, CHITCHAT_SPLIT, e.chitchat_conversations,
+      window, e.windows_per_conversation)
+  views['chitchat_partner_turns'] = {
+      CHITCHAT_SPLIT: perspective.token_measure(scorer, sequences, masks, groups)}
+  for split in e.splits:
+    examples = perspective.scenario_examples(split, e.seed, e.scenarios_per_family)
+    measures = perspective.scenario_measures(scorer, tokenizer, examples, switch_names)
+    views.setdefault('scenario_partner_turns', {})[split] = measures['partner_turns']
+    views.setdefault('scenario_reaction', {})[split] = measures['reaction']
+    views.setdefault('next_turn', {})[split] = perspective.next_turn(scorer, examples,
+                                                                     switch_names)
+  log(f'[evaluate] perspective-taking: {time.perf_counter() - started:.1f} s '
+      f'(compilations so far: {scorer.traces})')
+  if scorer.truncated:
+    log(f'[evaluate] warning: {scorer.truncated} stories or conversations were longer than '
+        f'{scorer.max_length} tokens and lost their beginning; add a longer padded length '
+        f'to evaluation.lengths.')
+  return results
+
+
+def run(workdir: str, step: int | None = None, log=print) -> dict:
+  """Evaluates a run's latest (or given) checkpoint; writes eval.json and prints the table."""
+  from tomk import train   # here, not at the top: the training loop imports this module
+  config, model, tokenizer, params, step = train.load_run(workdir, step)
+  results = evaluate(config, model, tokenizer, params, step, log=log)
+  if jax.process_index() == 0:
+    path = os.path.join(workdir, 'eval.json')
+    with open(path + '.tmp', 'w') as f:
+      json.dump(results, f, indent=2, sort_keys=True)
+    os.replace(path + '.tmp', path)
+    log(table(results))
+  return results
+
+
+# --- The table ----------------------------------------------------------------------------------
+
+def _accuracy(m: dict) -> str:
+  return '   -' if m['accuracy'] is None else f'{m["accuracy"]:.2f}'
+
+
+def table(results: dict) -> str:
+  """The results as two terminal tables: ToM rows × (stream, split) and perspective rows."""
+  tom = results['theory_of_mind']
+  splits = list(tom)
+  columns = [(stream, split) for stream in STREAMS for split in splits]
+  width = 16
+  lines = [f'Theory of Mind at step {results["step"]}: accuracy (n) of two-candidate ranking, '
+           f'chance 0.50; evaluation seed {results["seed"]}',
+           f'{"":20}' + ''.join(f'{stream:{width * len(splits)}}' for stream in STREAMS),
+           f'{"question":20}' + ''.join(f'{split:{width}}' for _, split in columns)]
+  for name in theory_of_mind.LABELS + ('all',):
+    cells = [tom[split][stream][name] for stream, split in columns]
+    lines.append(f'{name:20}' + ''.join(f'{_accuracy(m) + " (" + str(m["n"]) + ")":{width}}'
+                                        for m in cells))
+  lines += ['', 'Perspective-taking: the partner\'s turns, NLL per token / next-token accuracy '
+            '(conversations); next turn: accuracy (n), chance 0.50',
+            f'{"":38}' + ''.join(f'{stream:26}' for stream in STREAMS)]
+  for measure, by_split in results['perspective'].items():
+    for split, by_stream in by_split.items():
+      cells = []
+      for stream in STREAMS:
+        m = by_stream[stream]
+        if 'nll' in m:
+          nll = '   -' if m['nll'] is None else f'{m["nll"]:.3f}'
+          cells.append(f'{nll} / {_accuracy(m)} ({m["n"]})')
+        else:
+          cells.append(f'{_accuracy(m)} ({m["n"]})')
+      lines.append(f'{measure:26}{split:12}' + ''.join(f'{c:26}' for c in cells))
+  return '\n'.join(lines)

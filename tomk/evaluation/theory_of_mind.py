@@ -1,0 +1,74 @@
+"""Theory of Mind: false-belief questions answered by likelihood ranking (SPEC §6).
+
+Each SocialWorld story ends in a question whose answer is one of two containers, the
+object's first and second place. A stream answers with the container it finds the
+likelier continuation of the story and question (`stories.prompt` then
+`stories.continuation`, the text a model is trained on), so chance is 50 %.
+
+Accuracy is reported per question type (memory, reality, first- to fourth-order
+belief) and, for beliefs, apart for `tom` questions (the answer is a false belief)
+and `no_tom` ones: a model that always answers where the object really is scores
+100 % on no_tom and 0 % on tom, which one pooled number would hide (SPEC §5,
+"Balance what is hard").
+
+The stories are drawn with the story mix of `stories.BALANCED`, exactly `per_label`
+for each row (question type × tom), so every row has enough examples however rare
+it is in a natural mix; BALANCED and HIGHER_ORDER between them ask all six types.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tomk import socialworld
+from tomk.evaluation import scoring
+from tomk.socialworld import stories
+
+QUESTION_TYPES = stories.QUESTION_TYPES
+
+
+def label(question_type: str, tom: bool) -> str:
+  return f'{question_type}/{"tom" if tom else "no_tom"}'
+
+
+# Order-0 questions (memory, reality) ask where the object is or was, never a belief.
+LABELS = tuple(label(q, tom) for q in QUESTION_TYPES
+               for tom in ((False,) if stories.ORDER[q] == 0 else (True, False)))
+
+
+def examples(split: str, seed: int, per_label: int) -> list[dict]:
+  """`per_label` stories for each of LABELS from `split`, the same for every run."""
+  out = []
+  for i, name in enumerate(LABELS):
+    question_type, tom = name.split('/')
+    # Disjoint index ranges: example i's story depends on (split, seed, i) only, so
+    # rows sharing indices would share stories.
+    out += socialworld.generate(
+        'story', split, seed, per_label, start=i * per_label,
+        story_weights=stories.BALANCED['story_weights'],
+        question_weights={question_type: 1.0}, tom_fraction=float(tom == 'tom'))
+  return out
+
+
+def evaluate(scorer: scoring.Scorer, story_examples: list[dict]) -> dict:
+  """{stream: {question_type/tom: {'accuracy', 'n'}, 'all': {...}}} for every stream."""
+  prompts, continuations = [], []
+  for ex in story_examples:
+    if ex['answer'] not in ex['candidates'] or len(ex['candidates']) != 2:
+      raise ValueError(f'story {ex["id"]}: expected two candidates holding the answer, got '
+                       f'{ex["candidates"]} and answer {ex["answer"]!r}.')
+    for candidate in ex['candidates']:
+      prompts.append(stories.prompt(ex))
+      continuations.append(stories.continuation(ex, candidate))
+  log_likelihoods = scorer.continuations(prompts, continuations)
+  is_answer = np.array([c == ex['answer'] for ex in story_examples for c in ex['candidates']])
+  labels = np.array([label(ex['question_type'], ex['tom']) for ex in story_examples])
+  results = {}
+  for stream, ll in log_likelihoods.items():
+    ll = ll.reshape(-1, 2)
+    answer_first = is_answer.reshape(-1, 2)[:, 0]
+    right = np.where(answer_first, ll[:, 0], ll[:, 1])
+    wrong = np.where(answer_first, ll[:, 1], ll[:, 0])
+    correct = scoring.two_candidate_accuracy(right, wrong)
+    results[stream] = {name: scoring.summarize(correct[labels == name]) for name in LABELS}
+    results[stream]['all'] = scoring.summarize(correct)
+  return results

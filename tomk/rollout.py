@@ -1,0 +1,109 @@
+"""Rollouts for the RL algorithms: prompts → behavior samples → rewards → a training batch.
+
+Sampling runs jitted on the device with no host round trip inside it; the host
+decodes the responses to text only to score them, because reward functions are
+Tunix-style `fn(prompts, responses) -> floats` over text (a reward model, the
+sentiment of a reply, ...). How the reward is obtained is the algorithm's
+business (`algorithm.rewards`): rlhf scores the response, empathy simulates the
+partner's reply with the prediction stream from the partner's perspective, and so on.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tomk import rewards as rewards_lib, rl, socialworld
+from tomk.data import conversation as conversation_lib
+from tomk.sampler import Sampler, SamplingConfig, left_pad
+
+# The scenario families prompts are drawn from (SPEC §5).
+PROMPT_FAMILIES = ('preference_offer', 'similar_partner', 'dissimilar_partner',
+                   'false_belief_assist', 'third_party', 'multi_party')
+
+
+def scenario_prompts(families: Sequence[str], split: str, seed: int, step: int, count: int):
+  """`count` scenario examples for a step: a pure function of (seed, step), so a resumed
+  run sees the same prompts without any iterator state."""
+  out = []
+  for i in range(count):
+    family = families[(step * count + i) % len(families)]
+    out += socialworld.generate(family, split, seed, n=1, start=step * count + i)
+  return out
+
+
+@dataclasses.dataclass
+class Context:
+  """What an algorithm's reward function may use: the model, sampler and text codecs.
+
+  Ground truth (`example['partner_reward']` etc.) is deliberately not here: training
+  rewards come only from what a deployed model could observe.
+  """
+  model: object
+  tokenizer: object
+  sampler: Sampler
+  sampling: SamplingConfig
+  config: object
+  reward_functions: dict[str, Callable]
+
+  def encode(self, texts: Sequence[str]) -> list[list[int]]:
+    return [self.tokenizer.encode(t) for t in texts]
+
+  def decode(self, samples) -> list[str]:
+    tokens, mask = np.asarray(samples.tokens), np.asarray(samples.mask)
+    eot = conversation_lib.EOT
+    return [self.tokenizer.decode([int(t) for t, m in zip(row, keep) if m]).replace(eot, '').strip()
+            for row, keep in zip(tokens, mask)]
+
+  def sample(self, params, prompts: Sequence[str], key, stream: str, num_samples: int = 1):
+    return self.sampler(params, self.encode(prompts), key, stream=stream, config=self.sampling,
+                        num_samples=num_samples)
+
+
+def observable_view(example: dict) -> conversation_lib.Conversation:
+  """The conversation as the model sees it: no hidden state travels with it."""
+  return example['conversation']
+
+
+def rollout(context: Context, algorithm, params, reference_params, examples: list[dict], key,
+            num_samples: int, pg: rl.PolicyGradientConfig, logprob_fn) -> tuple[dict, dict]:
+  """One rollout: the training batch for the `rl` (and other response) objectives."""
+  conversations = [observable_view(ex) for ex in examples]
+  prompts = [conversation_lib.prompt_for(c) for c in conversations]
+  prompt_tokens, prompt_valid = left_pad(context.encode(prompts), context.tokenizer.pad_id)
+  sample_key, reward_key = jax.random.split(key)
+  samples = context.sampler._generate(params, prompt_tokens, prompt_valid, sample_key, 'behavior',
+                                      context.sampling, num_samples)
+  responses = context.decode(samples)
+  repeated = [c for c in conversations for _ in range(num_samples)]
+  rewards, metrics = algorithm.rewards(context, params, repeated, responses, reward_key)
+  rewards = np.asarray(rewards, np.float32)
+  advantage = rl.advantages(rewards, num_samples, pg.estimator)
+  batch = rl.sequence_batch(jnp.repeat(prompt_tokens, num_samples, 0),
+                            jnp.repeat(prompt_valid, num_samples, 0), samples,
+                            context.tokenizer.pad_id)
+  mask = batch['response_mask']
+  batch['weights'] = mask
+  batch['advantages'] = jnp.asarray(advantage)[:, None] * mask
+  batch['rewards'] = jnp.asarray(rewards)[:, None] * mask
+  batch['ref_logprobs'] = logprob_fn(reference_params, batch)
+  metrics = {'reward/mean': float(rewards.mean()), 'reward/std': float(rewards.std()),
+             'response/length': float(np.asarray(samples.mask).sum(1).mean()), **metrics}
+  return batch, metrics, responses
+
+
+def reward_function(spec: str) -> Callable:
+  """'sentiment', 'constant', or 'reward_model:PATH' (a Bradley–Terry model saved by orbax)."""
+  if spec == 'rater':
+    # SocialWorld's simulated human rater: judges a response in isolation (politeness,
+    # fluency, topicality), never the partner's hidden wants; the RLHF signal.
+    from tomk.socialworld import rater
+    return lambda prompts, responses: np.asarray(
+        [rater.score(p, r) for p, r in zip(prompts, responses)], np.float32)
+  if spec.startswith('reward_model:'):
+    from tomk.algorithms import reward_model
+    return reward_model.load(spec.split(':', 1)[1])
+  return rewards_lib.get(spec)

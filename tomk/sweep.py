@@ -1,0 +1,493 @@
+"""Sweeps: one config run at many points, each point its own workdir.
+
+  python -m tomk.sweep --config=configs/pretrain.py:smoke --sweep=configs/sweeps/seeds_x_lr.py \
+      --sweepdir=runs/lr-sweep [--parallel=2] [--print_commands] [--config.steps=100 ...]
+
+A sweep file (configs/sweeps/*.py) has `get_sweep(arg=None)` returning a list of
+overrides, one dict per point, built with the helpers below as XManager's `hyper`
+does:
+
+  product(sweep('seed', range(3)), sweep('optimizer.behavior.learning_rate', [3e-3, 1e-2]))
+
+Each point runs as `python -m tomk.main --config=... --workdir=SWEEPDIR/NAME --config.k=v ...`
+(NAME spells its overrides, e.g. `seed=0,optimizer.behavior.learning_rate=0.003`), one
+after another or --parallel at a time; --config.k=v flags given to the sweep apply to
+every point; each point's output goes to its stdout.log and stderr.log. Re-running the
+command skips finished points (a DONE marker, written once main exited 0 having reached
+its last step, or provenance.json with an end time) and resumes the others (main resumes
+a workdir from its last checkpoint). A failed point is recorded with its exit code and
+stderr tail in SWEEPDIR/sweep.json and does not stop the others; so is a point that exited
+0 early (main does after a SIGTERM, once its checkpoint is saved). The command exits 1 if
+any point failed or is incomplete, 130 if interrupted. --print_commands prints the launch
+commands (for a pod or a cluster) and runs nothing.
+
+Points of a seed sweep share their compiled programs if the children get a persistent
+compilation cache, e.g. JAX_COMPILATION_CACHE_DIR=/tmp/jax-cache
+JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 in the environment (children inherit it).
+"""
+from __future__ import annotations
+
+import copy
+import datetime
+import difflib
+import fcntl
+import hashlib
+import importlib.util
+import itertools
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+from typing import Any, Iterable, Sequence
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+Point = dict[str, Any]
+DONE = 'DONE'                 # written into a point's workdir after main exited 0
+STATE = 'sweep.json'
+
+# --- Building sweeps (configs/sweeps/*.py) -------------------------------------------------------
+
+
+def sweep(key: str, values: Iterable[Any]) -> list[Point]:
+  """One axis: [{key: v} for v in values]."""
+  return [{key: v} for v in values]
+
+
+def fixed(key: str, value: Any) -> list[Point]:
+  """A key every point sets to the same value (part of each point's name)."""
+  return [{key: value}]
+
+
+def product(*sweeps: Sequence[Point]) -> list[Point]:
+  """Every combination; the last sweep varies fastest (itertools.product order)."""
+  points = []
+  for combination in itertools.product(*sweeps):
+    points.append(_merge(combination))
+  return points
+
+
+def zipit(*sweeps: Sequence[Point]) -> list[Point]:
+  """Point i of each sweep together, e.g. two learning rates that move as one setting."""
+  lengths = {len(s) for s in sweeps}
+  if len(lengths) > 1:
+    raise ValueError(f'zipit needs sweeps of equal length, got lengths '
+                     f'{[len(s) for s in sweeps]}; shorten or extend one.')
+  return [_merge(combination) for combination in zip(*sweeps)]
+
+
+def chain(*sweeps: Sequence[Point]) -> list[Point]:
+  """The points of one sweep after another."""
+  return [dict(p) for s in sweeps for p in s]
+
+
+def _merge(points: Iterable[Point]) -> Point:
+  merged = {}
+  for point in points:
+    for k, v in point.items():
+      if k in merged and merged[k] != v:
+        raise ValueError(f'{k} is set twice in one point ({merged[k]!r} and {v!r}); a key '
+                         f'belongs to one axis of a product or zipit.')
+      merged[k] = v
+  return merged
+
+
+# --- Points, names and commands ------------------------------------------------------------------
+
+
+def load_sweep(spec: str) -> list[Point]:
+  """Calls get_sweep([arg]) of the sweep file `path[:arg]` and checks what it returns."""
+  path, _, arg = spec.partition(':')
+  if not os.path.exists(path):
+    raise ValueError(f'sweep file {path} does not exist; give --sweep=configs/sweeps/NAME.py.')
+  module_spec = importlib.util.spec_from_file_location(
+      'sweep_' + os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, 'get_sweep'):
+    raise ValueError(f'{path} has no get_sweep(); define get_sweep(arg=None) returning a list '
+                     f'of override dicts, e.g. sweep.sweep("seed", range(3)).')
+  points = module.get_sweep(arg) if arg else module.get_sweep()
+  points = list(points)
+  if not points:
+    raise ValueError(f'{spec}: get_sweep() returned no points.')
+  for i, point in enumerate(points):
+    if not isinstance(point, dict) or not all(isinstance(k, str) for k in point):
+      raise ValueError(f'{spec}: point {i} is {point!r}; each point must be a dict like '
+                       f'{{"seed": 0, "optimizer.behavior.learning_rate": 1e-3}}.')
+  names = [point_name(p) for p in points]
+  duplicates = sorted({n for n in names if names.count(n) > 1})
+  if duplicates:
+    raise ValueError(f'{spec}: points repeat: {duplicates}; each point must differ.')
+  return points
+
+
+def format_value(value: Any) -> str:
+  """A value as a --config.k=v flag parses it back (floats keep every digit)."""
+  if isinstance(value, float):
+    return repr(value)
+  if isinstance(value, (list, tuple)):
+    return repr(tuple(value))
+  return str(value)
+
+
+def point_name(point: Point) -> str:
+  """A readable directory name: k=v pairs joined by commas, '/' and spaces quoted."""
+  if not point:
+    return 'default'
+  name = ','.join(f'{k}={urllib.parse.quote(format_value(v), safe="._-+:()")}'
+                  for k, v in point.items())
+  if len(name) > 200:       # file names stop at 255 bytes; keep it unique with a hash
+    name = name[:180] + '~' + hashlib.sha1(name.encode()).hexdigest()[:12]
+  return name
+
+
+def command(config: str, workdir: str, point: Point, overrides: Sequence[str] = (),
+            python: str = 'python') -> list[str]:
+  return [python, '-m', 'tomk.main', f'--config={config}', f'--workdir={workdir}',
+          *overrides, *(f'--config.{k}={format_value(v)}' for k, v in point.items())]
+
+
+def finished(workdir: str) -> bool:
+  """A point is done once main exited 0 (DONE) or recorded its end in provenance.json."""
+  if os.path.exists(os.path.join(workdir, DONE)):
+    return True
+  from tomk import provenance  # pylint: disable=g-import-not-at-top
+  try:
+    return provenance.finished(workdir)
+  except (OSError, ValueError):
+    return False
+
+
+def reached_the_end(workdir: str) -> bool:
+  """Whether a run that exited 0 trained to its last step (provenance end time, else the
+  last step in metrics.jsonl against config.json's `steps`)."""
+  from tomk import provenance  # pylint: disable=g-import-not-at-top
+  record = provenance.read(workdir)
+  if record is not None and 'start_time' in record:
+    return bool(record.get('end_time'))
+  try:
+    with open(os.path.join(workdir, 'config.json')) as f:
+      steps = json.load(f).get('steps')
+    if steps is None:
+      return True           # nothing to check against: trust the exit code
+    last = None
+    with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+      for line in f:
+        if line.strip():
+          last = json.loads(line).get('step', last)
+  except (OSError, ValueError):
+    return False
+  return last is not None and last >= steps
+
+
+def check_points(config, points: Sequence[Point], overrides: Sequence[str]) -> None:
+  """Errors, before anything runs, for a key the config lacks or a value of the wrong type."""
+  given = {o.split('=', 1)[0][len('--config.'):] for o in overrides}
+  flat = set(_flat_keys(config))
+  for point in points:
+    for key, value in point.items():
+      if key in given:
+        raise ValueError(f'--config.{key} is both given to the sweep and swept by it; drop one.')
+      if key not in flat:
+        close = difflib.get_close_matches(key, sorted(flat), n=3)
+        raise ValueError(f'the sweep sets {key}, which the config does not have'
+                         + (f'; did you mean {" or ".join(close)}?' if close else '.'))
+      trial = copy.deepcopy(config)
+      *parents, leaf = key.split('.')
+      node = trial
+      for part in parents:
+        node = node[part]
+      try:
+        node[leaf] = value
+      except (TypeError, ValueError) as e:
+        raise ValueError(f'point {point_name(point)}: {key}={value!r} does not fit the '
+                         f'config ({e}); give a value of the type the config holds.') from e
+
+
+def flatten(d: dict, prefix: str = '') -> dict[str, Any]:
+  """{'a': {'b': 1}} -> {'a.b': 1}, the keys --config.a.b=... overrides."""
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(flatten(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def _flat_keys(config, prefix=''):
+  for k, v in config.items():
+    if hasattr(v, 'items'):
+      yield from _flat_keys(v, f'{prefix}{k}.')
+    else:
+      yield f'{prefix}{k}'
+
+
+# --- Running a sweep -----------------------------------------------------------------------------
+
+
+def _now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+
+
+def _write_json(path: str, data: Any) -> None:
+  with open(path + '.tmp', 'w') as f:
+    json.dump(data, f, indent=2)
+  os.replace(path + '.tmp', path)
+
+
+def _tail(path: str, offset: int, chars: int = 2000) -> str:
+  try:
+    with open(path, errors='replace') as f:
+      f.seek(offset)
+      return f.read()[-chars:]
+  except OSError:
+    return ''
+
+
+class _Interrupted(Exception):
+  pass
+
+
+def _raise_interrupted(signum, frame):
+  del frame
+  raise _Interrupted(signal.Signals(signum).name)
+
+
+class Sweep:
+  """The points of one sweepdir, their status, and the subprocesses that run them."""
+
+  def __init__(self, config: str, sweep_spec: str, sweepdir: str, points: Sequence[Point],
+               overrides: Sequence[str] = ()):
+    self.config, self.sweep_spec, self.sweepdir = config, sweep_spec, sweepdir
+    self.overrides = list(overrides)
+    self.path = os.path.join(sweepdir, STATE)
+    old = self._load_old()
+    self.records = {}
+    self.current = [point_name(p) for p in points]
+    for point in points:
+      name = point_name(point)
+      workdir = os.path.join(sweepdir, name)
+      record = {'name': name, 'overrides': point, 'workdir': workdir,
+                'command': command(config, workdir, point, self.overrides),
+                'status': 'pending', 'launches': 0}
+      previous = old.pop(name, None)
+      if previous:
+        record['launches'] = previous.get('launches', 0)
+        for k in ('exit_code', 'seconds', 'error', 'finished_at'):
+          if k in previous:
+            record[k] = previous[k]
+      if finished(workdir):
+        record['status'] = 'done'
+      self.records[name] = record
+    # Points of an earlier sweep file in the same dir stay listed; compare reads them too.
+    for name, previous in old.items():
+      previous['status'] = 'done' if finished(previous['workdir']) else previous['status']
+      self.records[name] = previous
+
+  def _load_old(self) -> dict[str, dict]:
+    if not os.path.exists(self.path):
+      return {}
+    with open(self.path) as f:
+      old = json.load(f)
+    if old.get('config') != self.config or old.get('overrides', []) != self.overrides:
+      raise ValueError(
+          f'{self.sweepdir} holds a sweep of --config={old.get("config")} with '
+          f'{" ".join(old.get("overrides", [])) or "no --config.* flags"}, not --config='
+          f'{self.config} {" ".join(self.overrides)}; use a new --sweepdir, or the same --config '
+          f'and --config.* flags to continue that sweep.')
+    return {p['name']: p for p in old.get('points', [])}
+
+  def save(self) -> None:
+    _write_json(self.path, {'config': self.config, 'sweep': self.sweep_spec,
+                            'overrides': self.overrides, 'updated': _now(),
+                            'points': list(self.records.values())})
+
+  def run(self, parallel: int = 1, python: str = sys.executable, poll_seconds: float = 0.2,
+          log=print) -> int:
+    """Runs every unfinished point; returns the number of failed or incomplete points."""
+    todo = [self.records[n] for n in self.current if self.records[n]['status'] != 'done']
+    log(f'[sweep] {len(self.current)} points in {self.sweepdir}: '
+        f'{len(self.current) - len(todo)} finished before, {len(todo)} to run, {parallel} at a '
+        f'time', flush=True)
+    running: dict[str, tuple[subprocess.Popen, float, int]] = {}
+    handlers = {}
+    try:      # SIGTERM (a scheduler, `kill`) stops the children too, instead of orphaning them
+      for s in (signal.SIGTERM, signal.SIGHUP):
+        handlers[s] = signal.signal(s, _raise_interrupted)
+    except ValueError:
+      pass    # not the main thread: signals stay as they were
+    try:
+      while todo or running:
+        while todo and len(running) < parallel:
+          record = todo.pop(0)
+          running[record['name']] = self._launch(record, python)
+          log(f'[sweep] started {record["name"]}', flush=True)
+        time.sleep(poll_seconds)
+        for name, (process, started, offset) in list(running.items()):
+          if process.poll() is None:
+            continue
+          del running[name]
+          self._finish(self.records[name], process.returncode, time.time() - started, offset, log)
+    except (KeyboardInterrupt, _Interrupted) as e:
+      log(f'[sweep] interrupted ({e or "SIGINT"}); stopping {len(running)} running point(s). '
+          f'Re-run the same command to resume.', flush=True)
+      for process, _, _ in running.values():
+        process.terminate()
+      for name, (process, _, _) in running.items():
+        try:
+          process.wait(timeout=60)     # main saves a checkpoint on SIGTERM
+        except subprocess.TimeoutExpired:
+          process.kill()
+        self.records[name]['status'] = 'interrupted'
+      self.save()
+      raise
+    finally:
+      for s, h in handlers.items():
+        signal.signal(s, h)
+    failed = [r for r in self.records.values() if r['status'] in ('failed', 'incomplete')]
+    log(f'[sweep] {sum(r["status"] == "done" for r in self.records.values())} done, '
+        f'{len(failed)} failed or incomplete' + ''.join(
+            f'\n  {r["status"].upper()} {r["name"]} (exit {r["exit_code"]}), see '
+            f'{r["workdir"]}/stderr.log' for r in failed),
+        flush=True)
+    drift = self.config_drift()
+    if drift:
+      log(f'[sweep] warning: the points ran with configs that differ in keys the sweep does '
+          f'not set: {", ".join(drift)}. The config file or tomk changed mid-sweep; re-run in a '
+          f'new --sweepdir for comparable points.', flush=True)
+    return len(failed)
+
+  def config_drift(self) -> list[str]:
+    """Keys, other than swept ones, whose value differs between finished points' config.json."""
+    configs, swept = [], set()
+    for name in self.current:
+      record = self.records[name]
+      path = os.path.join(record['workdir'], 'config.json')
+      if record['status'] == 'done' and os.path.exists(path):
+        swept.update(record['overrides'])
+        with open(path) as f:
+          configs.append(flatten(json.load(f)))
+    keys = {k for c in configs for k in c} - swept
+    return sorted(k for k in keys
+                  if len({json.dumps(c.get(k, '<absent>'), sort_keys=True) for c in configs}) > 1)
+
+  def _launch(self, record: dict, python: str) -> tuple[subprocess.Popen, float, int]:
+    os.makedirs(record['workdir'], exist_ok=True)
+    cmd = [python, *record['command'][1:]]
+    stdout_path = os.path.join(record['workdir'], 'stdout.log')
+    stderr_path = os.path.join(record['workdir'], 'stderr.log')
+    offset = os.path.getsize(stderr_path) if os.path.exists(stderr_path) else 0
+    record['launches'] += 1
+    record['status'] = 'running'
+    for k in ('exit_code', 'error'):
+      record.pop(k, None)
+    self.save()
+    with open(stdout_path, 'a') as out, open(stderr_path, 'a') as err:
+      out.write(f'=== launch {record["launches"]} at {_now()}: {shlex.join(cmd)}\n')
+      out.flush()
+      # The child stays in the sweep's process group: killing the group stops it too.
+      process = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+    return process, time.time(), offset
+
+  def _finish(self, record: dict, code: int, seconds: float, offset: int, log) -> None:
+    record['exit_code'], record['seconds'] = code, round(seconds, 1)
+    if code == 0 and not reached_the_end(record['workdir']):
+      # main exits 0 when preempted (SIGTERM) once its checkpoint is saved: not finished.
+      record['status'] = 'incomplete'
+      record['error'] = ('exited 0 before its last step (preempted?); re-run the sweep to '
+                         'resume it.')
+      log(f'[sweep] INCOMPLETE {record["name"]}: {record["error"]}', flush=True)
+    elif code == 0:
+      _write_json(os.path.join(record['workdir'], DONE),
+                  {'command': record['command'], 'seconds': record['seconds'], 'time': _now()})
+      record['status'], record['finished_at'] = 'done', _now()
+      log(f'[sweep] done {record["name"]} in {seconds:.0f} s', flush=True)
+    else:
+      record['status'] = 'failed'
+      record['error'] = _tail(os.path.join(record['workdir'], 'stderr.log'), offset)
+      last = record['error'].strip().splitlines()[-1:] or ['(no stderr)']
+      log(f'[sweep] FAILED {record["name"]} (exit {code}): {last[0]}', flush=True)
+    self.save()
+
+
+def _lock(sweepdir: str):
+  """Holds DIR/.sweep.lock while running; the kernel drops it if the runner dies."""
+  handle = open(os.path.join(sweepdir, '.sweep.lock'), 'a+')
+  try:
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    raise ValueError(f'another tomk.sweep is running in {sweepdir}; wait for it, or stop it '
+                     f'before re-running.') from None
+  return handle
+
+
+def _config_overrides(argv: Sequence[str]) -> list[str]:
+  overrides = []
+  for arg in argv:
+    if arg.startswith('--config.'):
+      if '=' not in arg:
+        raise ValueError(f'write {arg}=VALUE (with "=") so the sweep can pass it to every run.')
+      overrides.append(arg)
+  return overrides
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  try:
+    overrides = _config_overrides(sys.argv[1:])
+    points = load_sweep(FLAGS.sweep)
+    check_points(FLAGS.config, points, overrides)
+    config = FLAGS['config'].config_filename     # path[:arg], as given
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    sys.exit(2)
+  if FLAGS.print_commands:
+    for point in points:
+      print(shlex.join(command(config, os.path.join(FLAGS.sweepdir, point_name(point)), point,
+                               overrides)))
+    return
+  if FLAGS.parallel < 1:
+    print('error: --parallel must be at least 1.', file=sys.stderr)
+    sys.exit(2)
+  os.makedirs(FLAGS.sweepdir, exist_ok=True)
+  try:
+    lock = _lock(FLAGS.sweepdir)
+    state = Sweep(config, FLAGS.sweep, FLAGS.sweepdir, points, overrides)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    sys.exit(2)
+  state.save()
+  try:
+    failed = state.run(parallel=FLAGS.parallel)
+  except (KeyboardInterrupt, _Interrupted):
+    sys.exit(130)
+  finally:
+    lock.close()
+  sys.exit(1 if failed else 0)
+
+
+def _define_flags():
+  # Only when run as a program: sweep files import this module for its helpers.
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  config_flags.DEFINE_config_file('config', None, 'The config every point starts from '
+                                  '(configs/X.py[:arg]).', lock_config=True)
+  flags.DEFINE_string('sweep', None, 'Sweep file configs/sweeps/Y.py[:arg] with get_sweep().')
+  flags.DEFINE_string('sweepdir', None, 'Where each point gets its workdir, plus sweep.json.')
+  flags.DEFINE_integer('parallel', 1, 'How many points run at a time.')
+  flags.DEFINE_bool('print_commands', False, 'Print the launch commands and run nothing.')
+  flags.mark_flags_as_required(['config', 'sweep', 'sweepdir'])
+
+
+if __name__ == '__main__':
+  _define_flags()
+  app.run(main)
