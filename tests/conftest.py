@@ -8,6 +8,15 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(scope='session', autouse=True)
+def compilation_cache(tmp_path_factory):
+  """One persistent XLA compilation cache for every run the tests start (results are
+  bit-identical with or without it; compiling dominates a smoke run)."""
+  shared = tmp_path_factory.getbasetemp().parent    # shared by pytest-xdist workers
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = str(shared / 'jax-cache')
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+
+
 @pytest.fixture(scope='session')
 def data_dir(tmp_path_factory):
   path = os.environ.get('TOMK_TEST_DATA_DIR') or str(tmp_path_factory.mktemp('tomkdata'))
