@@ -240,3 +240,11 @@ def test_generation_speed():
   t = time.perf_counter()
   stories.generate('train', 0, 5000, **stories.BALANCED)
   print(f'socialworld story (BALANCED)      {5000 / (time.perf_counter() - t):9.0f} examples/s')
+
+
+def test_heldout_names_are_not_chitchat_speaker_names():
+  # Chitchat speakers are given names from chitchat.NAMES; a held-out name among them
+  # would reach training text through the chitchat part of a mixture.
+  from tomk.data import chitchat
+  from tomk.socialworld import vocab
+  assert not set(vocab.HELDOUT.names) & set(chitchat.NAMES)

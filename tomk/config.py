@@ -20,7 +20,7 @@ def base() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.algorithm = 'pretrain'
-  config.steps = 600
+  config.steps = 300
   config.batch_size = 32
   config.gate_max = 1.0          # reward gates are clip(max(0, R), 0, gate_max)
 
@@ -68,7 +68,7 @@ def base() -> ml_collections.ConfigDict:
       ('heads', 'tensor'), ('kv', None), ('length', None))
 
   config.log_every = 10
-  config.eval_every = 100
+  config.eval_every = 50
   config.eval_batches = 8
   config.checkpoint_every = 100
   config.keep_checkpoints = 3

@@ -15,6 +15,8 @@ flags.DEFINE_string('workdir', None, 'Where config.json, metrics, checkpoints an
 flags.DEFINE_string('coordinator_address', None, 'host:port of process 0, for multi-process runs.')
 flags.DEFINE_integer('num_processes', None, 'Number of processes in a multi-process run.')
 flags.DEFINE_integer('process_id', None, 'This process\'s index in a multi-process run.')
+flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize() and let JAX detect '
+                  'the cluster (Cloud TPU VM pods set no variable tomk can see).')
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
@@ -24,8 +26,8 @@ def initialize_distributed():
   import jax
   if FLAGS.coordinator_address:
     jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  elif int(os.environ.get('SLURM_NTASKS', '1')) > 1 or 'TPU_WORKER_HOSTNAMES' in os.environ \
-      and ',' in os.environ['TPU_WORKER_HOSTNAMES']:
+  elif (FLAGS.distributed or int(os.environ.get('SLURM_NTASKS', '1')) > 1
+        or ',' in os.environ.get('TPU_WORKER_HOSTNAMES', '')):
     jax.distributed.initialize()
 
 

@@ -19,7 +19,8 @@ split 90/5/5 by conversation id, like chitchat); or a SocialWorld family
 (tomk.socialworld.builders): 'story' (stories of data.story_mix), 'preference_story',
 a scenario family ('preference_offer', 'similar_partner', 'dissimilar_partner',
 'false_belief_assist', 'third_party', 'multi_party'), 'scenarios' (all six, the weight
-split evenly) or 'rater' (prompt + chosen response).
+split evenly) or 'rater' (prompt + chosen response). data.story_mix and
+data.socialworld_train_size pick the SocialWorld builder configs.
 
 data.mixture. '' trains on data.source alone; otherwise 'name:weight,...', e.g.
 'chitchat:1,story:2,preference_story:0.5,scenarios:1' (a missing ':weight' is 1; a dict

@@ -38,6 +38,7 @@ from typing import Any, Mapping
 
 import tensorflow_datasets as tfds
 
+from tomk import socialworld
 from tomk.data import chitchat
 from tomk.data import conversation
 from tomk.socialworld import scenarios
@@ -107,11 +108,12 @@ def story_options(story_mix: str) -> dict:
 
 
 def _story_mix_name(options: dict) -> str:
+  # Key order matters too: the generator draws a type by walking its weights in order.
+  text = json.dumps(options)
   for name, preset in STORY_MIXES.items():
-    if options == {k: preset[k] for k in options}:
+    if text == json.dumps({k: preset[k] for k in options}):
       return name
-  # Key order matters: the generator draws a type by walking its weights in order.
-  return 'mix_' + hashlib.sha256(json.dumps(options).encode()).hexdigest()[:8]
+  return 'mix_' + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 # --- The builder -----------------------------------------------------------------------------
@@ -167,8 +169,9 @@ def _record(family: str, example: dict) -> dict:
 class SocialWorld(tfds.core.GeneratorBasedBuilder):
   """SocialWorld families with ground truth; one config per family / story mix."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Stories, preference stories, scenarios, rater pairs.'}
+  VERSION = tfds.core.Version('1.0.1')
+  RELEASE_NOTES = {'1.0.0': 'Stories, preference stories, scenarios, rater pairs.',
+                   '1.0.1': 'Held-out names no longer include chitchat speaker names.'}
   BUILDER_CONFIGS = []   # filled below: every family at its default size
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -191,7 +194,6 @@ class SocialWorld(tfds.core.GeneratorBasedBuilder):
             'heldout': self._generate_examples('heldout', 0, sizes['heldout'])}
 
   def _generate_examples(self, generator_split: str, start: int, n: int):
-    from tomk import socialworld  # pylint: disable=g-import-not-at-top  (a cycle otherwise)
     config = self.builder_config
     options = json.loads(config.generator_options)
     for chunk in range(start, start + n, _CHUNK):

@@ -74,8 +74,8 @@ TRAIN = Vocabulary(
     })
 
 HELDOUT = Vocabulary(
-    names=('Ezra', 'Nadia', 'Tariq', 'Sven', 'Greta', 'Otto', 'Mabel', 'Rufus',
-           'Wanda', 'Bruno', 'Petra', 'Dmitri', 'Yara', 'Zane', 'Ilse', 'Boris'),
+    names=('Ezra', 'Ottilie', 'Tariq', 'Sven', 'Greta', 'Otto', 'Mabel', 'Rufus',
+           'Wanda', 'Bruno', 'Petra', 'Casimir', 'Yara', 'Zane', 'Ilse', 'Isidore'),
     rooms=('porch', 'study', 'garage', 'library', 'gym', 'studio'),
     containers=('chest', 'tin', 'hamper', 'locker', 'satchel', 'jar', 'trunk', 'pouch'),
     objects=('marble', 'compass', 'whistle', 'ribbon', 'thimble', 'pinecone', 'locket',
