@@ -67,4 +67,4 @@ def test_no_retrace_between_calls_of_the_same_shape():
   config = SamplingConfig(max_new_tokens=6)
   for seed in range(3):
     sampler(params, PROMPTS, jax.random.key(seed), config=config)
-  assert sampler._generate._cache_size() == 1
+  assert sampler.sample_padded._cache_size() == 1

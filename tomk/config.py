@@ -48,11 +48,16 @@ def base() -> ml_collections.ConfigDict:
   config.rl = ml_collections.ConfigDict(dict(
       num_samples=4,                 # samples per prompt; batch_size / num_samples prompts a step
       estimator='group', clip_epsilon=0.2, kl_coef=0.05, entropy_coef=0.0, epochs=1,
+      prompt_len=160,                # prompts are left-padded/truncated to this: one compile
       max_new_tokens=24, temperature=1.0, top_k=0, top_p=1.0,
       families='preference_offer,similar_partner,dissimilar_partner,false_belief_assist,'
                'third_party,multi_party'))
   # Reward functions by name: 'sentiment', 'constant', 'rater', 'reward_model:PATH'.
   config.rewards = ml_collections.ConfigDict(dict(extrinsic='rater', intrinsic='sentiment'))
+  # The reward_model algorithm's own small transformer (Bradley–Terry on rater pairs).
+  config.reward_model = ml_collections.ConfigDict(dict(
+      d_model=64, num_heads=2, ffn_dim=256, trunk_layers=2, max_len=256))
+  config.reward_model_learning_rate = 1e-3
   # Kindness (empathy, naive_kindness): Rʲ = w_ext·RLHF(sʲ, âʲ) + w_int·IRF(sʲ, âʲ), summed
   # over the partner or all known individuals.
   config.kindness = ml_collections.ConfigDict(dict(individuals='partner', w_ext=0.0, w_int=1.0))

@@ -10,6 +10,7 @@ partner's reply with the prediction stream from the partner's perspective, and s
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Callable, Sequence
 
 import jax
@@ -73,9 +74,10 @@ def rollout(context: Context, algorithm, params, reference_params, examples: lis
   """One rollout: the training batch for the `rl` (and other response) objectives."""
   conversations = [observable_view(ex) for ex in examples]
   prompts = [conversation_lib.prompt_for(c) for c in conversations]
-  prompt_tokens, prompt_valid = left_pad(context.encode(prompts), context.tokenizer.pad_id)
+  prompt_tokens, prompt_valid = left_pad(context.encode(prompts), context.tokenizer.pad_id,
+                                         length=context.config.rl.prompt_len)
   sample_key, reward_key = jax.random.split(key)
-  samples = context.sampler._generate(params, prompt_tokens, prompt_valid, sample_key, 'behavior',
+  samples = context.sampler.sample_padded(params, prompt_tokens, prompt_valid, sample_key, 'behavior',
                                       context.sampling, num_samples)
   responses = context.decode(samples)
   repeated = [c for c in conversations for _ in range(num_samples)]
@@ -95,8 +97,11 @@ def rollout(context: Context, algorithm, params, reference_params, examples: lis
   return batch, metrics, responses
 
 
-def reward_function(spec: str) -> Callable:
-  """'sentiment', 'constant', or 'reward_model:PATH' (a Bradley–Terry model saved by orbax)."""
+def reward_function(spec: str, workdir: str = '') -> Callable:
+  """'sentiment', 'constant', 'rater', 'reward_model' (this run's reward_model stage) or
+  'reward_model:PATH' (a Bradley–Terry model saved by orbax)."""
+  if spec == 'reward_model':
+    spec = f'reward_model:{os.path.join(workdir, "reward_model")}'
   if spec == 'rater':
     # SocialWorld's simulated human rater: judges a response in isolation (politeness,
     # fluency, topicality), never the partner's hidden wants; the RLHF signal.

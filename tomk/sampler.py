@@ -34,11 +34,18 @@ class Samples:
   mask: jax.Array         # [B, N] True for generated tokens (end-of-turn included)
 
 
-def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, multiple: int = 16):
-  """Prompts → (tokens [B, P], valid [B, P]) right-aligned; P rounded up to `multiple`
-  so that prompts of similar length share one compiled program."""
-  longest = max(len(p) for p in prompts)
-  length = -(-max(longest, 1) // multiple) * multiple
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, multiple: int = 16,
+             length: int | None = None):
+  """Prompts → (tokens [B, P], valid [B, P]) right-aligned.
+
+  P is `length` when given (longer prompts keep their end: the most recent turns),
+  so every step of a rollout runs one compiled program; otherwise the longest
+  prompt rounded up to `multiple`.
+  """
+  if length is None:
+    longest = max(len(p) for p in prompts)
+    length = -(-max(longest, 1) // multiple) * multiple
+  prompts = [list(p)[-length:] for p in prompts]
   tokens = np.full((len(prompts), length), pad_id, np.int32)
   valid = np.zeros((len(prompts), length), bool)
   for i, p in enumerate(prompts):
@@ -110,9 +117,10 @@ def generate(model: Model, params, tokens, valid, key, *, stream: str, eot_id: i
 class Sampler:
   """Jitted sampling for host callers: token lists in, Samples out."""
 
-  def __init__(self, model: Model, eot_id: int, pad_id: int):
-    self.model, self.eot_id, self.pad_id = model, eot_id, pad_id
-    self._generate = jax.jit(self._call, static_argnames=('stream', 'config', 'num_samples'))
+  def __init__(self, model: Model, eot_id: int, pad_id: int, prompt_len: int | None = None):
+    self.model, self.eot_id, self.pad_id, self.prompt_len = model, eot_id, pad_id, prompt_len
+    # Jitted (params, tokens [B,P], valid [B,P], key, stream, config, num_samples) -> Samples.
+    self.sample_padded = jax.jit(self._call, static_argnames=('stream', 'config', 'num_samples'))
 
   def _call(self, params, tokens, valid, key, stream, config, num_samples):
     tokens, valid = jnp.repeat(tokens, num_samples, 0), jnp.repeat(valid, num_samples, 0)
@@ -122,5 +130,5 @@ class Sampler:
   def __call__(self, params, prompts: Sequence[Sequence[int]], key, *, stream='behavior',
                config: SamplingConfig = SamplingConfig(), num_samples: int = 1) -> Samples:
     """k = num_samples samples per prompt, rows grouped by prompt (prompt i → rows i·k … i·k+k-1)."""
-    tokens, valid = left_pad(prompts, self.pad_id)
-    return self._generate(params, tokens, valid, key, stream, config, num_samples)
+    tokens, valid = left_pad(prompts, self.pad_id, length=self.prompt_len)
+    return self.sample_padded(params, tokens, valid, key, stream, config, num_samples)

@@ -173,7 +173,7 @@ def build(config, mesh, vocab_size: int, algorithm) -> Built:
                         in_shardings=(state_sharding['params'], batch_sharding),
                         out_shardings=metrics_sharding)
   return Built(model, tx, abstract_state, state_sharding, batch_sharding,
-               lambda: _in_mesh(mesh, axis_rules, init_state),
+               init_state,    # not under set_mesh: see _in_mesh
                lambda *a: _in_mesh(mesh, axis_rules, train_step, *a),
                lambda *a: _in_mesh(mesh, axis_rules, eval_step, *a),
                lambda batch: _in_mesh(mesh, axis_rules, train_step.lower, abstract_state, batch))
@@ -181,7 +181,11 @@ def build(config, mesh, vocab_size: int, algorithm) -> Built:
 
 def _in_mesh(mesh, axis_rules, fn, *args):
   # Tracing happens at the first call: logical constraints need the mesh and rules then.
-  with mesh, nn.logical_axis_rules(axis_rules):
+  # jax.set_mesh, not `with mesh:`: flax's with_logical_constraint reads the abstract mesh
+  # that only set_mesh defines; under `with mesh:` every activation constraint in model.py
+  # was dropped and FSDP computed each matmul on the whole global batch. (Initialising
+  # under set_mesh fails in flax's DenseGeneral, which boxes a flattened kernel.)
+  with jax.set_mesh(mesh), nn.logical_axis_rules(axis_rules):
     return fn(*args)
 
 
@@ -209,7 +213,7 @@ class LanguageModelSource:
 class RolloutSource:
   """Batches made by rollouts of the current policy: prompts are a function of (seed, step)."""
 
-  def __init__(self, config, tokenizer, built, algorithm):
+  def __init__(self, config, tokenizer, built, algorithm, workdir):
     from tomk import rl, rollout
     from tomk.sampler import Sampler, SamplingConfig
     self.config, self.algorithm, self.rollout = config, algorithm, rollout
@@ -220,8 +224,12 @@ class RolloutSource:
     sampling = SamplingConfig(config.rl.max_new_tokens, config.rl.temperature, config.rl.top_k,
                               config.rl.top_p)
     self.context = rollout.Context(
-        built.model, tokenizer, Sampler(built.model, tokenizer.eot_id, tokenizer.pad_id),
-        sampling, config, {k: rollout.reward_function(v) for k, v in config.rewards.items()})
+        # The partner's view adds the response and a name: a fixed length for it too.
+        built.model, tokenizer,
+        Sampler(built.model, tokenizer.eot_id, tokenizer.pad_id,
+                prompt_len=config.rl.prompt_len + config.rl.max_new_tokens + 16),
+        sampling, config,
+        {k: rollout.reward_function(v, workdir) for k, v in config.rewards.items()})
     self.logprob_fn = jax.jit(lambda p, b: rl.token_logprobs(built.model, p, b))
     self.batch_sharding = built.batch_sharding
     self.families = tuple(config.rl.families.split(','))
@@ -307,13 +315,15 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
   checkpoint; returns (final params, summary).
   """
   algorithm = algorithms.get(config.algorithm)
+  if hasattr(algorithm, 'train_stage'):     # trains a model of its own (the reward model)
+    return init_params, algorithm.train_stage(config, stage, workdir, tokenizer, writer, offset)
   sharding.check_batch(config.batch_size, mesh, jax.process_count())
 
   # --- Model, optimizer, sharded state, jitted steps and the data source ----------------------
   built = build(config, mesh, tokenizer.vocab_size, algorithm)
   train_step, eval_step = built.train_step, built.eval_step
   if algorithm.DATA == 'prompts':
-    source = RolloutSource(config, tokenizer, built, algorithm)
+    source = RolloutSource(config, tokenizer, built, algorithm, workdir)
   else:
     source = LanguageModelSource(config, tokenizer, built.batch_sharding)
   epochs = config.rl.epochs if algorithm.DATA == 'prompts' else 1

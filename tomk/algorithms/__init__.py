@@ -1,7 +1,7 @@
 """One module per algorithm of the papers; each states its objectives and routing table at its top."""
 import importlib
 
-ALGORITHMS = ('pretrain', 'finetune', 'rlhf', 'empathy', 'naive_kindness')
+ALGORITHMS = ('pretrain', 'reward_model', 'finetune', 'rlhf', 'empathy', 'naive_kindness')
 
 
 def get(name: str):
