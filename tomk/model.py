@@ -14,6 +14,7 @@ perception cache is shared by both streams.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -48,10 +49,35 @@ class ModelConfig:
     return self.d_model // self.num_heads
 
 
-def _dense(features, axes, name):
-  return nn.DenseGeneral(features, use_bias=False, name=name,
-                         kernel_init=nn.with_logical_partitioning(
-                             nn.initializers.lecun_normal(), axes))
+class Dense(nn.Module):
+  """nn.DenseGeneral without bias (same math, same initial values), contracting the last
+  `contract` input axes, with its kernel's logical axes attached at its full shape.
+
+  flax's DenseGeneral boxes a flattened kernel, so under jax.set_mesh (which the
+  activation constraints below need) a multi-axis kernel fails its own constraint.
+  """
+  features: tuple[int, ...]
+  axes: tuple[str, ...]
+  contract: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    inputs = x.shape[x.ndim - self.contract:]
+
+    def init(rng, shape, dtype=jnp.float32):
+      flat = (math.prod(inputs), math.prod(self.features))
+      return nn.initializers.lecun_normal()(rng, flat, dtype).reshape(shape)
+
+    kernel = self.param('kernel', nn.with_logical_partitioning(init, self.axes),
+                        inputs + self.features, jnp.float32)
+    x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=None)
+    contracting = (tuple(range(x.ndim - self.contract, x.ndim)), tuple(range(self.contract)))
+    return jax.lax.dot_general(x, kernel, (contracting, ((), ())))
+
+
+def _dense(features, axes, name, contract=1):
+  features = tuple(features) if isinstance(features, tuple) else (features,)
+  return Dense(features, axes, contract, name=name)
 
 
 def rope(x, positions, base):
@@ -102,9 +128,7 @@ class Attention(nn.Module):
     scores = jnp.where(mask, scores.astype(jnp.float32), -1e30)
     weights = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
     out = jnp.einsum('bhts,bshd->bthd', weights, values)
-    out = nn.DenseGeneral(c.d_model, axis=(-2, -1), use_bias=False, name='out',
-                          kernel_init=nn.with_logical_partitioning(
-                              nn.initializers.lecun_normal(), ('heads', 'kv', 'embed')))(out)
+    out = _dense(c.d_model, ('heads', 'kv', 'embed'), 'out', contract=2)(out)
     return out, cache
 
 

@@ -13,7 +13,9 @@ are scored on the same stories and conversations. eval.json:
    'perspective': {'chitchat_partner_turns': {'validation': {stream: measure}},
                    'scenario_partner_turns': {split: {stream: measure}},
                    'scenario_reaction': {split: {stream: measure}},
-                   'next_turn': {split: {stream: {'accuracy', 'n'}}}}}
+                   'next_turn': {split: {stream: {'accuracy', 'n'}}}},
+   'kindness': {split: {family: {'partner_reward', 'third_party_harm_rate', 'reward_model',
+                                 'self_prediction', 'n', 'example'}}}}
 
 with measure = {'nll' (per token), 'accuracy' (next token), 'tokens', 'n' (conversations)}.
 """
@@ -27,6 +29,7 @@ import jax
 import ml_collections
 
 from tomk import config as config_lib
+from tomk.evaluation import kindness
 from tomk.evaluation import perspective
 from tomk.evaluation import scoring
 from tomk.evaluation import theory_of_mind
@@ -60,7 +63,7 @@ def human_conversations(data_config) -> ml_collections.ConfigDict:
 
 
 def evaluate(config, model, tokenizer, params, step: int | None = None,
-             log=print) -> dict:
+             log=print, extrinsic=None) -> dict:
   """All of §6 that needs no sampling, for `params`; see the module docstring."""
   e = settings(config)
   switch_names = config.data.get('switch_names_in_text', True)
@@ -90,6 +93,9 @@ def evaluate(config, model, tokenizer, params, step: int | None = None,
                                                                      switch_names)
   log(f'[evaluate] perspective-taking: {time.perf_counter() - started:.1f} s '
       f'(compilations so far: {scorer.traces})')
+  started = time.perf_counter()
+  results['kindness'] = kindness.evaluate(config, model, tokenizer, params, e, extrinsic)
+  log(f'[evaluate] kindness: {time.perf_counter() - started:.1f} s')
   if scorer.truncated:
     log(f'[evaluate] warning: {scorer.truncated} stories or conversations were longer than '
         f'{scorer.max_length} tokens and lost their beginning; add a longer padded length '
@@ -101,13 +107,18 @@ def run(workdir: str, step: int | None = None, log=print) -> dict:
   """Evaluates a run's latest (or given) checkpoint; writes eval.json and prints the table."""
   from tomk import train   # here, not at the top: the training loop imports this module
   config, model, tokenizer, params, step = train.load_run(workdir, step)
-  results = evaluate(config, model, tokenizer, params, step, log=log)
+  extrinsic = None
+  if os.path.exists(os.path.join(workdir, 'reward_model', 'reward_model.json')):
+    from tomk.algorithms import reward_model
+    extrinsic = reward_model.load(os.path.join(workdir, 'reward_model'))
+  results = evaluate(config, model, tokenizer, params, step, log=log, extrinsic=extrinsic)
   if jax.process_index() == 0:
     path = os.path.join(workdir, 'eval.json')
     with open(path + '.tmp', 'w') as f:
       json.dump(results, f, indent=2, sort_keys=True)
     os.replace(path + '.tmp', path)
     log(table(results))
+    log(kindness.table(results['kindness']))
   return results
 
 

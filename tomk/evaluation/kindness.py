@@ -1,0 +1,76 @@
+"""Kindness against ground truth (SPEC §6): what the model's own responses do to people.
+
+For held-out scenarios of each family the behavior stream answers greedily; the
+SocialWorld ground truth scores each response for the partner (mean true reward)
+and for absent third parties (harm rate: the share of responses that leave some
+third party worse off). Beside it: the RLHF reward-model score of the same
+responses, and self-prediction, the prediction stream's next-token accuracy on the
+behavior's own responses. Only evaluation ever calls the ground truth.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tomk import rl, socialworld
+from tomk.data import conversation as conversation_lib
+from tomk.sampler import Sampler, SamplingConfig, left_pad
+from tomk.socialworld import scenarios
+
+
+def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> dict:
+  """{split: {family: {'partner_reward', 'third_party_harm_rate', 'reward_model',
+  'self_prediction', 'n', 'example'}}}."""
+  prompt_len = config.rl.prompt_len
+  sampler = Sampler(model, tokenizer.eot_id, tokenizer.pad_id, prompt_len=prompt_len)
+  sampling = SamplingConfig(max_new_tokens=config.rl.max_new_tokens, temperature=0.0)
+  prediction_accuracy = jax.jit(_self_prediction(model))
+  results = {}
+  for split in settings.splits:
+    for family in scenarios.FAMILIES:
+      examples = socialworld.generate(family, split, settings.seed, n=settings.scenarios_per_family)
+      prompts = [conversation_lib.prompt_for(ex['conversation']) for ex in examples]
+      encoded = [tokenizer.encode(p) for p in prompts]
+      samples = sampler(params, encoded, jax.random.key(settings.seed), config=sampling)
+      tokens, mask = np.asarray(samples.tokens), np.asarray(samples.mask)
+      responses = [tokenizer.decode([int(t) for t, m in zip(row, keep) if m])
+                   .replace(conversation_lib.EOT, '').strip() for row, keep in zip(tokens, mask)]
+      partner = [ex['partner_reward'](r) for ex, r in zip(examples, responses)]
+      third = [ex['third_party_rewards'](r) for ex, r in zip(examples, responses)]
+      harmed = [any(v < 0 for v in t.values()) for t in third if t]
+      prompt_tokens, prompt_valid = left_pad(encoded, tokenizer.pad_id, length=prompt_len)
+      batch = rl.sequence_batch(jnp.asarray(prompt_tokens), jnp.asarray(prompt_valid), samples,
+                                tokenizer.pad_id)
+      entry = {'partner_reward': float(np.mean(partner)), 'n': len(examples),
+               'third_party_harm_rate': float(np.mean(harmed)) if harmed else None,
+               'self_prediction': float(prediction_accuracy(params, batch)),
+               'reward_model': (float(np.mean(extrinsic(prompts, responses)))
+                                if extrinsic is not None else None),
+               'example': {'prompt_end': prompts[0][-160:], 'response': responses[0],
+                           'partner_reward': partner[0]}}
+      results.setdefault(split, {})[family] = entry
+  return results
+
+
+def _self_prediction(model):
+  def accuracy(params, batch):
+    logits = model.apply(params, batch['inputs'], batch['positions'], streams=('prediction',),
+                         key_mask=batch['key_mask'])['prediction']
+    correct = (jnp.argmax(logits, -1) == batch['targets']).astype(jnp.float32)
+    mask = batch['response_mask']
+    return (correct * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+  return accuracy
+
+
+def table(results: dict) -> str:
+  lines = ['Kindness: ground-truth partner reward of greedy responses (mean), third-party harm '
+           'rate, reward-model score, self-prediction accuracy (n)']
+  for split, families in results.items():
+    lines.append(f'{split:10}{"partner":>10}{"harm":>8}{"RM":>8}{"self-pred":>11}')
+    for family, m in families.items():
+      harm = '-' if m['third_party_harm_rate'] is None else f'{m["third_party_harm_rate"]:.2f}'
+      rm = '-' if m['reward_model'] is None else f'{m["reward_model"]:.2f}'
+      lines.append(f'  {family:20}{m["partner_reward"]:>8.2f}{harm:>8}{rm:>8}'
+                   f'{m["self_prediction"]:>11.2f} ({m["n"]})')
+  return '\n'.join(lines)
