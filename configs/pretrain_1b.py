@@ -4,22 +4,25 @@ The algorithm and data of configs/pretrain.py at Llama-1B-like widths: d_model 2
 16 heads of 128, SwiGLU FFN 8192, a trunk of 4 blocks under two towers of 4 blocks
 each (every stream is 8 blocks deep), vocab 32768, rows of 2048 tokens:
 
-  embedding + 2 readouts   3 × 32768 × 2048                 =   201,326,592
-  12 blocks                12 × (4·2048² + 3·2048·8192 + 2·2048) = 805,355,520
-  3 final norms (and 12·2 block norms above)                 =         6,144 (tower norms)
-  total                                                       ≈ 1,006,688,256 parameters
+  embedding + 2 readouts   3 × 32768 × 2048                          201,326,592
+  12 blocks                12 × (4·2048² + 3·2048·8192 + 2·2048)     805,355,520
+  2 final norms            2 × 2048                                        4,096
+  total                                                            1,006,686,208
 
-Parameters and both Adam moments are sharded over every device ('embed' → fsdp), so
-each of 256 devices holds 1/256 of the 12 GB of f32 state; the batch (one row per
-device) is split over the same axis. See what a step needs per device before
-reserving the slice (BUILD.md, "Ahead-of-time compile"):
+Parameters and both Adam moments are sharded over every device ('embed' → fsdp) and so
+is the batch (one row per device on 256 devices): 45 MiB of train state per device.
+See what a step needs per device before reserving the slice (BUILD.md, "Ahead-of-time
+compile"):
 
   python -m tomk.aot --config=configs/pretrain_1b.py --devices=256
-  python -m tomk.aot --config=configs/pretrain_1b.py --topology=v5p-256   # needs libtpu
+  PYTHONPATH=~/.libtpu python -m tomk.aot --config=configs/pretrain_1b.py --topology=v5p-512
 
-and run it on a pod (launch/tpu_pod.sh), e.g. a v5p-256 slice (128 chips):
+and train on a slice (launch/tpu_pod.sh), e.g. v5p-512 (256 chips), with a workdir that
+every host sees:
 
-  python -m tomk.main --config=configs/pretrain_1b.py --workdir=gs://BUCKET/runs/pretrain-1b
+  python -m tomk.main --distributed --config=configs/pretrain_1b.py \
+      --workdir=/mnt/shared/runs/pretrain-1b
+  python -m tomk.main --config=configs/pretrain_1b.py:smoke --workdir=/tmp/pretrain-1b-smoke
 
 The chitchat conversations alone (~5 M tokens) are far too little text for this size;
 give it a larger corpus with --config.data.source=/path/convs-{split}.jsonl or a mixture.
@@ -44,7 +47,8 @@ def get_config(arg=None):
   config.log_every = 50
   config.eval_every = 1000
   config.checkpoint_every = 1000
-  if arg:
-    raise ValueError(f'configs/pretrain_1b.py takes no argument, got {arg!r}; for a quick run '
-                     f'use configs/pretrain.py:smoke.')
+  if arg == 'smoke':
+    config_lib.smoke(config)          # the smoke model, still laid out FSDP
+  elif arg:
+    raise ValueError(f'configs/pretrain_1b.py takes no argument or "smoke", got {arg!r}.')
   return config

@@ -138,7 +138,8 @@ def test_only_process_zero_writes_logs(preempted_then_resumed):
     assert '[pretrain] step' in out and '[process 1] [pretrain]' not in out
   records = [(r['step'], tuple(sorted(r))) for r in _records(workdir)]
   assert len(records) == len(set(records))        # no record written twice
-  assert len(os.listdir(workdir / 'tensorboard')) == 1
+  # One event file per invocation (the preempted one and the resumed one), not per process.
+  assert len(os.listdir(workdir / 'tensorboard')) == 2
 
 
 def test_checkpoints_are_written_by_both_processes(preempted_then_resumed):

@@ -16,9 +16,11 @@ EIGHT = {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}
 # (d_model 32, 2 heads, ffn 64, vocab 512) divides by the fsdp and tensor axes of size 2.
 SHORT = ('--config.steps=10', '--config.log_every=5', '--config.eval_every=5',
          '--config.checkpoint_every=10', '--config.eval_batches=1')
+# data=8 alone is tests/test_run.py::test_eight_devices_match_one_device (not run twice).
 MESHES = {
-    'data2_fsdp2_tensor2': ('--config.mesh.data=2', '--config.mesh.fsdp=2', '--config.mesh.tensor=2'),
-    'data8': ('--config.mesh.data=8',),
+    'data2_fsdp2_tensor2': ('--config.mesh.data=2', '--config.mesh.fsdp=2',
+                            '--config.mesh.tensor=2'),
+    'fsdp8': ('--config.mesh.data=1', '--config.mesh.fsdp=8'),
 }
 
 
@@ -52,7 +54,9 @@ def test_sharded_mesh_matches_one_device(one_device, tmp_path, mesh):
   assert_same_losses(one_device, _records(tmp_path / mesh))
   with open(tmp_path / mesh / 'config.json') as f:
     saved = json.load(f)['mesh']
-  assert {f'--config.mesh.{k}={v}' for k, v in saved.items() if v != 1} == set(MESHES[mesh])
+  expected = {'data': -1, 'fsdp': 1, 'tensor': 1}
+  expected.update({o.split('.')[2].split('=')[0]: int(o.split('=')[1]) for o in MESHES[mesh]})
+  assert saved == expected
 
 
 # One subprocess with 8 fake devices: per-device shards under fsdp=8, activation
@@ -62,7 +66,6 @@ import json, math
 import jax
 jax.config.update('jax_platforms', 'cpu')
 jax.config.update('jax_num_cpu_devices', 8)
-from ml_collections import config_flags
 from tomk import aot, algorithms, sharding, train
 import importlib.util
 spec = importlib.util.spec_from_file_location('pretrain', 'configs/pretrain.py')

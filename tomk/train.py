@@ -20,6 +20,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 
 from tomk import (algorithms, config as config_lib, curriculum, evaluation, metrics as metrics_lib,
                   optimizer, provenance, routing, sharding)
@@ -428,8 +429,13 @@ def load_run(workdir: str, step: int | None = None):
     step = manager.latest_step() if step is None else step
     if step is None:
       raise ValueError(f'{workdir} has no checkpoint yet; train it first with tomk.main.')
+  path = os.path.join(directory, str(step), 'state')
+  # Into host numpy arrays: without a target orbax restores the saved sharding, which in a
+  # multi-process run spans devices this process cannot address.
+  saved = ocp.StandardCheckpointHandler().metadata(epath.Path(path))
+  target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), dict(saved))
   with ocp.StandardCheckpointer() as checkpointer:
-    params = checkpointer.restore(os.path.join(directory, str(step), 'state'))['params']
+    params = checkpointer.restore(path, target)['params']
   tokenizer = pipeline.tokenizer_for(config.data)
   model = Model(ModelConfig.from_config({**config.model.to_dict(),
                                          'vocab_size': tokenizer.vocab_size}))
