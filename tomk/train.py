@@ -265,6 +265,8 @@ def run(config, workdir: str) -> dict:
 
   # --- Mesh and tokenizer (shared by every stage) ---------------------------------------------
   mesh = sharding.make_mesh(config.mesh)
+  for _, stage_config in stages:
+    sharding.check_batch(stage_config.batch_size, mesh, jax.process_count())
   tokenizer = pipeline.tokenizer_for(config.data)
   eval_batches = [sharding.global_batch(b, sharding.batch_sharding(mesh)) for b in
                   pipeline.eval_batches(config.data, tokenizer, 'validation',
