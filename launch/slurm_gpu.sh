@@ -46,27 +46,8 @@ if ((${#MAIN_ARGS[@]} == 0)); then
   exit 2
 fi
 
-# One argument as the shell reads it back: bare if it is plain, else in single quotes.
-quote() {
-  if [[ "$1" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
-    printf '%s' "$1"
-  else
-    printf "'%s'" "${1//\'/\'\\\'\'}"
-  fi
-}
-
-# Runs a command, or prints it (quoted so it can be pasted) under --dry-run.
-run() {
-  if ((DRY_RUN)); then
-    local words=() arg
-    for arg in "$@"; do
-      words+=("$(quote "$arg")")
-    done
-    echo "${words[*]}"
-  else
-    "$@"
-  fi
-}
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PYTHON="${PYTHON:-python3}"
 if [[ -z "${SLURM_JOB_ID:-}" ]]; then

@@ -35,7 +35,7 @@ def _batch(seed=0, b=4, t=12):
           'targets': jnp.asarray(tokens[:, 1:], jnp.int32),
           'positions': jnp.broadcast_to(jnp.arange(t), (b, t)),
           'key_mask': jnp.ones((b, t), bool),
-          'weights': jnp.asarray(response if seed >= 0 else np.ones((b, t)), jnp.float32),
+          'weights': jnp.asarray(response),
           'response_mask': jnp.asarray(response),
           'old_logprobs': jnp.asarray(-rng.random((b, t)) * 4, jnp.float32),
           'ref_logprobs': jnp.asarray(-rng.random((b, t)) * 4, jnp.float32),

@@ -17,13 +17,6 @@ from tomk.data import tokenizer as tokenizer_lib
 
 
 @pytest.fixture(scope='session')
-def data_dir(tmp_path_factory):
-  path = tmp_path_factory.getbasetemp() / 'tomk-data'
-  path.mkdir(exist_ok=True)
-  return str(path)
-
-
-@pytest.fixture(scope='session')
 def chitchat_sources(data_dir):
   return {split: chitchat.load(split, data_dir) for split in chitchat.SPLITS}
 

@@ -29,14 +29,6 @@ def _config(data_dir, **overrides):
 
 
 @pytest.fixture(scope='session')
-def data_dir(tmp_path_factory):
-  # The same dir as test_data.py's: chitchat is built once per test session.
-  path = tmp_path_factory.getbasetemp() / 'tomk-data'
-  path.mkdir(exist_ok=True)
-  return str(path)
-
-
-@pytest.fixture(scope='session')
 def chitchat_tokenizer(data_dir):
   return pipeline.tokenizer_for(_config(data_dir))
 

@@ -38,14 +38,6 @@ def _config(data_dir, **overrides):
 
 
 @pytest.fixture(scope='session')
-def data_dir(tmp_path_factory):
-  # The same dir as test_data*.py: chitchat is built once per test session.
-  path = tmp_path_factory.getbasetemp() / 'tomk-data'
-  path.mkdir(exist_ok=True)
-  return str(path)
-
-
-@pytest.fixture(scope='session')
 def sources(data_dir):
   """{family: {split: records}}, every family built once (stories in the balanced mix)."""
   start = time.perf_counter()

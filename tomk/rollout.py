@@ -21,11 +21,6 @@ from tomk import rewards as rewards_lib, rl, socialworld
 from tomk.data import conversation as conversation_lib
 from tomk.sampler import Sampler, SamplingConfig, left_pad
 
-# The scenario families prompts are drawn from (SPEC §5).
-PROMPT_FAMILIES = ('preference_offer', 'similar_partner', 'dissimilar_partner',
-                   'false_belief_assist', 'third_party', 'multi_party')
-
-
 def scenario_prompts(families: Sequence[str], split: str, seed: int, step: int, count: int):
   """`count` scenario examples for a step: a pure function of (seed, step), so a resumed
   run sees the same prompts without any iterator state."""
@@ -64,15 +59,11 @@ class Context:
                         num_samples=num_samples)
 
 
-def observable_view(example: dict) -> conversation_lib.Conversation:
-  """The conversation as the model sees it: no hidden state travels with it."""
-  return example['conversation']
-
-
 def rollout(context: Context, algorithm, params, reference_params, examples: list[dict], key,
             num_samples: int, pg: rl.PolicyGradientConfig, logprob_fn) -> tuple[dict, dict]:
   """One rollout: the training batch for the `rl` (and other response) objectives."""
-  conversations = [observable_view(ex) for ex in examples]
+  # Only the conversation travels on: no hidden state reaches the reward functions.
+  conversations = [ex['conversation'] for ex in examples]
   prompts = [conversation_lib.prompt_for(c) for c in conversations]
   prompt_tokens, prompt_valid = left_pad(context.encode(prompts), context.tokenizer.pad_id,
                                          length=context.config.rl.prompt_len)
