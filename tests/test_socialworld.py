@@ -99,6 +99,14 @@ def test_story_answers_equal_recomputed_beliefs(mix, seed):
     assert sorted(ex['candidates']) == sorted({start, reality}), ex
     assert ex['answer'] in ex['candidates']
     assert ex['story'] == [stories.event_text(e, ex['room']) for e in events]
+    # The story's other questions, answered in its training text, from the same events.
+    assert sorted(q['question_type'] for q in ex['more']) == sorted(
+        {'memory', 'reality', 'first_order', 'second_order'} - {ex['question_type']})
+    for q in ex['more']:
+      expected = {'memory': start, 'reality': reality}.get(q['question_type'])
+      assert q['answer'] == (expected or belief(events, q['chain'], obj)), (q, ex)
+      assert len(q['chain']) == stories.ORDER[q['question_type']]
+      assert f'Q: {q["question"]} A: {q["answer"]}' in stories.text(ex)
 
 
 def test_story_types_mean_what_they_say():
@@ -142,7 +150,9 @@ def test_candidate_order_is_not_a_cue():
 
 def test_story_text_forms():
   ex = stories.generate('test', 0, 1)[0]
-  assert stories.text(ex) == stories.prompt(ex) + stories.continuation(ex)
+  assert stories.text(ex).startswith(stories.prompt(ex) + stories.continuation(ex) + '\nQ: ')
+  alone = stories.generate('test', 0, 1, more_questions=False)[0]
+  assert stories.text(alone) == stories.prompt(alone) + stories.continuation(alone)
   assert stories.prompt(ex).endswith(' A:')
   assert stories.continuation(ex, ex['candidates'][0]) == ' ' + ex['candidates'][0]
   c = stories.conversation(ex)

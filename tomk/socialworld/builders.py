@@ -169,9 +169,11 @@ def _record(family: str, example: dict) -> dict:
 class SocialWorld(tfds.core.GeneratorBasedBuilder):
   """SocialWorld families with ground truth; one config per family / story mix."""
 
-  VERSION = tfds.core.Version('1.0.1')
+  VERSION = tfds.core.Version('1.1.0')
   RELEASE_NOTES = {'1.0.0': 'Stories, preference stories, scenarios, rater pairs.',
-                   '1.0.1': 'Held-out names no longer include chitchat speaker names.'}
+                   '1.0.1': 'Held-out names no longer include chitchat speaker names.',
+                   '1.1.0': 'Every story also answers ToMi\'s other questions; a larger '
+                            'training vocabulary (names, containers, objects).'}
   BUILDER_CONFIGS = []   # filled below: every family at its default size
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -274,14 +276,22 @@ def example(record: Mapping[str, Any]) -> dict:
 
 # --- Training text ---------------------------------------------------------------------------
 
+SCENARIO_PERSPECTIVES = ('model', 'partner')
+
+
 def training_segments(family: str, ex: Mapping[str, Any], draw: int = 0,
-                      switch_names_in_text: bool = True) -> list[str]:
+                      switch_names_in_text: bool = True, perspective: str = 'model') -> list[str]:
   """The training text of one example (plain_record), cut where per-turn rewards attach.
 
   Reads only what a person in the world could see: never 'hidden', 'utilities',
   'events', scores or partner rewards. `draw` picks which candidate response a scenario
-  shows (the pipeline draws it from the seed and the example's index).
+  shows (the pipeline draws it from the seed and the example's index). A scenario is
+  rendered from the model's perspective, or with perspective='partner' from the
+  partner's, whose reaction ends it (the name switch S).
   """
+  if perspective not in SCENARIO_PERSPECTIVES:
+    raise ValueError(f'data.scenario_perspective={perspective!r}; choose one of '
+                     f'{SCENARIO_PERSPECTIVES}.')
   if family in STORY_FAMILIES:
     return [stories.text(ex)]
   if family == 'rater':
@@ -296,4 +306,6 @@ def training_segments(family: str, ex: Mapping[str, Any], draw: int = 0,
                                    ex['perspective'], ex['id'])
   seen = seen.append(ex['model_name'], ex['candidates'][pick]).append(
       ex['partner'], ex['reactions'][pick])       # = scenarios.respond(ex, candidate)
+  if perspective == 'partner':
+    seen = conversation.switch(seen, ex['partner'])
   return [text for _, text in conversation.render_segments(seen, switch_names_in_text)]

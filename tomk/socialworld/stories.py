@@ -64,6 +64,9 @@ HIGHER_ORDER = dict(
 _CHATTER = ('{} sat down for a moment.', '{} hummed a tune.', '{} checked the clock.',
             '{} opened the window.', '{} stretched.', '{} sneezed.')
 
+# The questions of ToMi; `more_questions` asks each of them about every story.
+_MORE_QUESTIONS = ('memory', 'reality', 'first_order', 'second_order')
+
 _MAX_TRIES = 30       # stories redrawn until one holds a question of the wanted label
 _CHAINS: dict = {}    # (number of agents, order) -> index tuples, built on first use
 
@@ -222,7 +225,7 @@ def question_text(question_type: str, chain: tuple, obj: str) -> str:
 
 
 def _example(rng, vocab, index, split, seed, story_weights, question_weights, tom_fraction,
-             max_observers, distractor_rate):
+             max_observers, distractor_rate, more_questions):
   question_type = vocab_lib.weighted(rng, question_weights)
   order = ORDER[question_type]
   want_tom = None
@@ -248,6 +251,16 @@ def _example(rng, vocab, index, split, seed, story_weights, question_weights, to
                      'false_belief stories or raise max_observers.')
   candidates = [c1, c2]
   vocab_lib.shuffle(rng, candidates)
+  more = []
+  for other in (_MORE_QUESTIONS if more_questions else ()):
+    if other == question_type:
+      continue
+    other_chain = () if not ORDER[other] else _draw_chain(rng, records, agents, ORDER[other],
+                                                         c2, None)
+    other_answer = {'memory': c1, 'reality': c2}.get(other) or _belief(records, other_chain)
+    more.append({'question': question_text(other, other_chain, obj), 'answer': other_answer,
+                 'question_type': other, 'chain': other_chain})
+  vocab_lib.shuffle(rng, more)
   return {
       'id': f'story-{split}-{seed}-{index}',
       'family': 'story',
@@ -263,13 +276,14 @@ def _example(rng, vocab, index, split, seed, story_weights, question_weights, to
       'object': obj,
       'room': room,
       'events': events,
+      'more': more,
   }
 
 
 def generate(split: str = 'train', seed: int = 0, n: int = 1000, start: int = 0,
              story_weights: dict | None = None, question_weights: dict | None = None,
              tom_fraction: float | None = None, max_observers: int = 2,
-             distractor_rate: float = 0.3) -> list[dict]:
+             distractor_rate: float = 0.3, more_questions: bool = True) -> list[dict]:
   """n false-belief story examples; see the module docstring and NATURAL / BALANCED.
 
   Args:
@@ -281,6 +295,9 @@ def generate(split: str = 'train', seed: int = 0, n: int = 1000, start: int = 0,
       belief questions (orders ≥ 1) need a false belief.
     max_observers: extra agents who witness the placement and may leave at any time.
     distractor_rate: chance of a distractor event in each gap of the plot.
+    more_questions: also ask ToMi's other question types about the same story ('more',
+      in random order after the drawn question; they follow the natural mix, not the
+      weights). Training text answers them all: several answers a story.
   """
   story_weights = story_weights or NATURAL['story_weights']
   question_weights = question_weights or NATURAL['question_weights']
@@ -294,7 +311,7 @@ def generate(split: str = 'train', seed: int = 0, n: int = 1000, start: int = 0,
 
   def make(rng, vocab, index):
     return _example(rng, vocab, index, split, seed, story_weights, question_weights,
-                    tom_fraction, max_observers, distractor_rate)
+                    tom_fraction, max_observers, distractor_rate, more_questions)
   return vocab_lib.seeded_examples(make, 'story', split, seed, n, start)
 
 
@@ -311,8 +328,13 @@ def continuation(example: dict, candidate: str | None = None) -> str:
 
 
 def text(example: dict) -> str:
-  """The whole example as plain LM text: story, question and answer."""
-  return prompt(example) + continuation(example)
+  """The whole example as plain LM text: the story, then each question and its answer.
+
+  The drawn question comes first, so an evaluation prompt (story, one question) is a
+  prefix of the training text; the story's other questions ('more') follow.
+  """
+  return prompt(example) + continuation(example) + ''.join(
+      f'\nQ: {q["question"]} A: {q["answer"]}' for q in example.get('more', ()))
 
 
 def conversation(example: dict, model_name: str = vocab_lib.MODEL_NAME,
