@@ -1,5 +1,9 @@
 """Every algorithm: its routing table holds, reward never reaches the prediction stream,
 the perspective switch is where the papers put it, and training never sees ground truth."""
+import dataclasses
+import json
+import types
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -7,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs import empathy as empathy_config
-from tomk import algorithms, config as config_lib, curriculum, routing, train
+from tomk import algorithms, config as config_lib, curriculum, optimizer, routing, train
 from tomk.algorithms import kindness
 from tomk.data import conversation as conversation_lib
 from tomk.model import PARTITIONS, Model, ModelConfig
@@ -15,14 +19,28 @@ from tomk.model import PARTITIONS, Model, ModelConfig
 jax.config.update('jax_default_matmul_precision', 'highest')
 
 MODEL = ModelConfig(vocab_size=64, d_model=32, num_heads=2, ffn_dim=64, trunk_layers=1,
-                    tower_layers=1, max_len=32)
+                    tower_layers=1, max_len=32, reward_head=True)
 
 
 def _config(name):
   config = config_lib.base()
   config.algorithm = name
+  config.data.reaction = 'sentiment'       # infer_reward's observed signal
+  config.model.reward_head = True          # as MODEL: infer_reward's r̂
   config_lib.set_routes(config, algorithms.get(name).ROUTES)
   return config
+
+
+def _init(model, seed):
+  """Parameters with a random reward head (it starts at zero, which would hide its
+  gradient into the trunk)."""
+  params = jax.jit(model.init)(jax.random.key(seed))
+  head = params['prediction']['reward_head']
+  keys = jax.random.split(jax.random.key(seed + 100), 2)
+  params['prediction']['reward_head'] = {
+      'kernel': jax.random.normal(keys[0], head['kernel'].shape) * 0.3,
+      'bias': jax.random.normal(keys[1], head['bias'].shape)}
+  return params
 
 
 def _batch(seed=0, b=4, t=12):
@@ -31,6 +49,8 @@ def _batch(seed=0, b=4, t=12):
   tokens = rng.integers(1, MODEL.vocab_size, (b, t + 1))
   response = np.zeros((b, t), np.float32)
   response[:, t // 2:] = 1.0
+  said = (rng.random((b, t)) < 0.5).astype(np.float32)           # one speaker's tokens
+  reacted = (rng.random((b, t)) < 0.25).astype(np.float32)       # turn openings with a reaction
   return {'inputs': jnp.asarray(tokens[:, :-1], jnp.int32),
           'targets': jnp.asarray(tokens[:, 1:], jnp.int32),
           'positions': jnp.broadcast_to(jnp.arange(t), (b, t)),
@@ -40,14 +60,20 @@ def _batch(seed=0, b=4, t=12):
           'old_logprobs': jnp.asarray(-rng.random((b, t)) * 4, jnp.float32),
           'ref_logprobs': jnp.asarray(-rng.random((b, t)) * 4, jnp.float32),
           'advantages': jnp.asarray(rng.normal(size=(b, 1)) * response, jnp.float32),
-          'rewards': jnp.asarray(rng.normal(size=(b, 1)) * response, jnp.float32)}
+          'rewards': jnp.asarray(rng.normal(size=(b, 1)) * response, jnp.float32),
+          'self_mask': jnp.asarray(said),
+          'reaction': jnp.asarray(rng.uniform(-1, 1, (b, t)) * reacted, jnp.float32),
+          'reaction_mask': jnp.asarray(reacted)}
 
 
 def _objective_gradient(model, params, batch, objective, weight):
   def loss(p):
-    logits = model.apply(p, batch['inputs'], batch['positions'],
-                         key_mask=batch['key_mask'])[objective.stream]
-    out = objective.loss(logits, batch)
+    if objective.output == 'reward':
+      y = model.reward(p, batch['inputs'], batch['positions'], key_mask=batch['key_mask'])
+    else:
+      y = model.apply(p, batch['inputs'], batch['positions'],
+                      key_mask=batch['key_mask'])[objective.stream]
+    out = objective.loss(y, batch)
     per_token = out[0] if isinstance(out, tuple) else out
     mask = batch[objective.mask]
     return (per_token * mask * weight).sum() / jnp.maximum(mask.sum(), 1.0)
@@ -58,7 +84,7 @@ def _objective_gradient(model, params, batch, objective, weight):
 def test_routing_table_holds(name):
   module, config = algorithms.get(name), _config(name)
   model = Model(MODEL)
-  params = model.init(jax.random.key(0))
+  params = _init(model, 0)
   batch = _batch()
   gates = module.gates(batch, config)
   objectives = module.objectives(config)
@@ -77,7 +103,7 @@ def test_routing_table_holds(name):
 def test_prediction_stream_gets_no_reward_gradient(name):
   module, config = algorithms.get(name), _config(name)
   model = Model(MODEL)
-  params = model.init(jax.random.key(1))
+  params = _init(model, 1)
   batch = _batch(2)
   other = dict(batch, rewards=-3.0 * batch['rewards'] + batch['response_mask'],
                advantages=5.0 * batch['advantages'] - batch['response_mask'])
@@ -159,3 +185,159 @@ def test_training_never_reads_ground_truth(data_dir, monkeypatch, tmp_path):
   state, step_metrics = built.train_step(state, batch)
   assert np.isfinite(float(step_metrics['loss/rl']))
   assert 'reward/mean' in metrics
+
+
+# --- imitation (001 Alg. 3) -------------------------------------------------------------------
+
+def test_imitation_covers_exactly_the_imitated_speakers_tokens(tmp_path):
+  from tomk.data import pipeline
+  path = str(tmp_path / 'talk-{split}.jsonl')
+  turns = [('Ann', 'apples are red'), ('Bo', 'zebras run fast, Ann'),
+           ('Ann', 'apples again'), ('Bo', 'zebras sleep now')]
+  with open(path.format(split='train'), 'w') as f:
+    f.write(json.dumps({'id': 't', 'turns': [{'speaker': s, 'text': t} for s, t in turns]}))
+  config = _config('imitation')
+  config.data.update(source=path, data_dir=str(tmp_path), vocab_size=400, seq_len=16,
+                     perspective='other', reaction='')       # 'other': Bo, not the first speaker
+  tokenizer = pipeline.tokenizer_for(config.data)
+  batch = next(iter(pipeline.lm_dataset(config.data, tokenizer, 'train', seed=0,
+                                        global_batch_size=4)))
+  # Expected: the conversation from Bo's perspective; Bo's words and <eot> are his, the
+  # <self> token opening each of his turns is not (it says whose turn it is: the state).
+  segments = [text for _, text in conversation_lib.render_segments(
+      conversation_lib.switch(conversation_lib.Conversation.of(turns), 'Bo'))]
+  ids = tokenizer.encode_batch(segments)
+  stream = np.concatenate([np.array(x) for x in ids])
+  said = np.concatenate([np.r_[0.0, np.ones(len(x) - 1)] if s.startswith('<self>')
+                         else np.zeros(len(x)) for x, s in zip(ids, segments)])
+  assert [s.startswith('<self>') for s in segments] == [False, True, False, True]
+  for row in range(4):       # one conversation, repeated, cut into rows of 17 tokens
+    positions = (row * 17 + 1 + np.arange(16)) % len(stream)
+    np.testing.assert_array_equal(batch['targets'][row], stream[positions])
+    np.testing.assert_array_equal(batch['self_mask'][row], said[positions])
+  imitated = tokenizer.decode(batch['targets'][batch['self_mask'] > 0])
+  assert 'zebras' in imitated and 'apples' not in imitated and '<self>' not in imitated
+
+  # Both losses read only those tokens: other targets may change, the losses may not.
+  module = algorithms.get('imitation')
+  model = Model(dataclasses.replace(MODEL, vocab_size=tokenizer.vocab_size))
+  params = jax.jit(model.init)(jax.random.key(0))
+  batch = {k: jnp.asarray(v) for k, v in batch.items()}
+  gradients = jax.jit(lambda p, b: routing.routed_gradients(
+      model, p, b, module.objectives(config), config.routes.to_dict(), {}))
+  grads, metrics = gradients(params, batch)
+  logits = jax.jit(model.apply)(params, batch['inputs'])
+  nll = {s: routing.token_nll(lg, batch) for s, lg in logits.items()}
+  mask = batch['self_mask']
+  for name, stream_name in (('imitate', 'behavior'), ('simulate', 'prediction')):
+    np.testing.assert_allclose(metrics[f'loss/{name}'],
+                               (nll[stream_name] * mask).sum() / mask.sum(), rtol=1e-5)
+  others = jnp.where(mask > 0, batch['targets'], (batch['targets'] + 7) % tokenizer.vocab_size)
+  grads_other, metrics_other = gradients(params, dict(batch, targets=others))
+  chex.assert_trees_all_equal((grads_other, metrics_other), (grads, metrics))
+
+
+# --- infer_reward (001 §4.2.4) and kindness with the inferred reward --------------------------
+
+def _train_step(name, learning_rate=3e-3):
+  module, config = algorithms.get(name), _config(name)
+  for p in PARTITIONS:
+    config.optimizer[p].update(warmup_steps=0, learning_rate=learning_rate, schedule='constant')
+  model = Model(MODEL)
+  routes = config.routes.to_dict()
+  tx = optimizer.make(config.optimizer, routing.routed_partitions(routes), total_steps=100)
+  state = jax.jit(lambda: train.make_state(model, tx, jax.random.key(0)))()
+  state['params'] = _init(model, 0)
+  return state, jax.jit(train.make_train_step(model, tx, module, config))
+
+
+def test_inferred_reward_head_learns_the_observed_reactions():
+  state, step = _train_step('infer_reward', learning_rate=1e-2)
+  head = jax.device_get(state['params']['prediction']['reward_head'])
+  batch = _batch(3)
+  losses = []
+  for _ in range(40):
+    state, metrics = step(state, batch)
+    losses.append(float(metrics['loss/reward_regression']))
+  assert losses[-1] < 0.2 * losses[0], losses
+  assert not np.array_equal(head['kernel'], state['params']['prediction']['reward_head']['kernel'])
+
+
+def test_reward_head_changes_only_through_its_route():
+  # imitation trains the prediction tower and perception, but not the head (no weight decay).
+  state, step = _train_step('imitation')
+  before = jax.device_get(state['params'])
+  for seed in range(3):
+    state, _ = step(state, _batch(seed))
+  after = jax.device_get(state['params'])
+  chex.assert_trees_all_equal(after['prediction']['reward_head'],
+                              before['prediction']['reward_head'])
+  assert not np.array_equal(after['prediction']['readout']['kernel'],
+                            before['prediction']['readout']['kernel'])
+
+
+def test_kindness_with_the_inferred_reward_scores_switched_states_without_ground_truth(
+    monkeypatch):
+  from tomk import socialworld
+  from tomk.socialworld import scenarios
+  examples = (socialworld.generate('preference_offer', 'train', 0, n=2)
+              + socialworld.generate('multi_party', 'train', 0, n=2))
+  def forbidden(*args, **kwargs):
+    raise AssertionError('ground truth reached a training reward')
+  for name in ('partner_reward', 'third_party_rewards', 'reaction'):
+    monkeypatch.setattr(scenarios, name, forbidden)
+  config = _config('empathy')
+  config.kindness.update(reward='inferred', individuals='all')
+  model = Model(MODEL)
+  params = jax.jit(model.init)(jax.random.key(0))
+  params['prediction']['reward_head']['bias'] = jnp.full((1,), 0.25)   # r̂ = 0.25 everywhere
+
+  def no_simulation(*args, **kwargs):
+    raise AssertionError('the inferred reward needs no simulated reply')
+  encoded = []
+  context = types.SimpleNamespace(
+      config=config, model=model, tokenizer=types.SimpleNamespace(pad_id=0),
+      sampler=types.SimpleNamespace(prompt_len=64), sample=no_simulation,
+      encode=lambda texts: encoded.extend(texts) or [[1 + ord(c) % 63 for c in t] for t in texts])
+  conversations = [ex['conversation'] for ex in examples]
+  rewards, metrics = kindness.estimated_rewards(context, params, conversations,
+                                                ['Here is tea.'] * 4, jax.random.key(0),
+                                                'prediction')
+  people = [len(kindness.known_individuals(c, 'all')) for c in conversations]
+  assert rewards.shape == (4,) and people[2] > 1
+  np.testing.assert_allclose(rewards, 0.25 * np.asarray(people), rtol=1e-6)
+  assert metrics['reward/simulated_individuals'] == sum(people) / 4
+  # Each state is the conversation plus the response, from that person's perspective,
+  # up to the <self> token that opens their reply.
+  partner = conversations[0].turns[-1].speaker
+  assert encoded[0].endswith('<other> ' + conversations[0].perspective + ': Here is tea.<eot><self>')
+  assert f'<other> {partner}:' not in encoded[0]
+
+
+def test_a_config_files_routes_follow_an_overridden_algorithm():
+  from configs import pretrain as pretrain_config
+  config = pretrain_config.get_config('smoke')
+  config.algorithm = 'imitation'
+  (_, stage), = curriculum.stages(config)
+  assert stage.routes.to_dict() == algorithms.get('imitation').ROUTES
+  config_lib.validate(stage)
+  config.routes.nll_beh.perception = 0.5      # a changed table is the user's: kept
+  (_, stage), = curriculum.stages(config)
+  assert stage.routes.to_dict() == config.routes.to_dict()
+
+
+def test_inferred_reward_without_a_head_or_reactions_names_the_fix():
+  config = _config('infer_reward')
+  config.model.reward_head = False
+  with pytest.raises(ValueError, match='--config.model.reward_head=True'):
+    config_lib.validate(config)
+  config = _config('infer_reward')
+  config.data.reaction = ''
+  with pytest.raises(ValueError, match='--config.data.reaction=sentiment'):
+    config_lib.validate(config)
+  config = _config('empathy')
+  config.kindness.reward = 'inferred'
+  config_lib.validate(config)
+  config.model.reward_head = False
+  with pytest.raises(ValueError, match='empathy reads the inferred reward'):
+    config_lib.validate(config)

@@ -51,7 +51,7 @@ def test_batch_format(data_dir, chitchat_tokenizer):
   config = _config(data_dir)
   batch = _take(pipeline.lm_dataset(config, chitchat_tokenizer, 'train', seed=0,
                                     global_batch_size=32), 1)[0]
-  assert set(batch) == {'inputs', 'targets', 'weights', 'rewards'}
+  assert set(batch) == {'inputs', 'targets', 'weights', 'rewards', 'self_mask'}
   for key, dtype in [('inputs', np.int32), ('targets', np.int32), ('weights', np.float32),
                      ('rewards', np.float32)]:
     assert batch[key].shape == (32, 128) and batch[key].dtype == dtype, key
@@ -160,6 +160,14 @@ def test_random_perspective_is_deterministic_and_uses_both_speakers():
   assert set(owners) == {'Ann', 'Bo'}
 
 
+def test_other_perspective_is_never_the_first_speaker_when_there_is_another():
+  owner = pipeline._perspective_owner  # pylint: disable=protected-access
+  three = conversation.Conversation.of([('Ann', 'hi'), ('Bo', 'yo'), ('Cy', 'hey')])
+  owners = [owner(three, i, 'other', 0) for i in range(50)]
+  assert set(owners) == {'Bo', 'Cy'}
+  assert owner(conversation.Conversation.of([('Ann', 'hi')]), 0, 'other', 0) == 'Ann'
+
+
 # --- Rewards aligned with turns -------------------------------------------------------------
 
 def test_sentiment_rewards_follow_the_turn_of_each_target(tmp_path):
@@ -187,6 +195,37 @@ def test_sentiment_rewards_follow_the_turn_of_each_target(tmp_path):
     np.testing.assert_array_equal(batch['targets'][row], stream_tokens[positions])
     np.testing.assert_allclose(batch['rewards'][row], stream_rewards[positions], rtol=1e-6)
   assert batch['rewards'].max() > 0.5 and batch['rewards'].min() < -0.5
+
+
+def test_reactions_sit_at_the_self_token_opening_each_answering_turn(tmp_path):
+  path = str(tmp_path / 'react-{split}.jsonl')
+  turns = [('Ann', 'Hello there.'), ('Bo', 'Here is some tea for you.'),
+           ('Ann', 'I love it, thank you so much!'), ('Bo', 'And some cake.'),
+           ('Ann', 'I hate cake. Awful.')]
+  with open(path.format(split='train'), 'w') as f:
+    f.write(json.dumps({'id': 'r', 'turns': [{'speaker': s, 'text': t} for s, t in turns]}))
+  config = _config(str(tmp_path), source=path, vocab_size=400, seq_len=16,
+                   perspective='first', reaction='sentiment')
+  tokenizer = pipeline.tokenizer_for(config)
+  segments = [text for _, text in conversation.render_segments(
+      conversation.switch(conversation.Conversation.of(turns), 'Ann'))]
+  ids = tokenizer.encode_batch(segments)
+  scores = rewards.sentiment()([''] * len(segments), segments)
+  stream = np.concatenate([np.array(x) for x in ids])
+  reaction, marked = np.zeros(len(stream)), np.zeros(len(stream))
+  starts = np.cumsum([0] + [len(x) for x in ids[:-1]])
+  for turn in (2, 4):            # Ann answering Bo; her opening turn answers no one
+    reaction[starts[turn]], marked[starts[turn]] = scores[turn], 1.0
+  assert scores[2] > 0.5 and scores[4] < -0.5
+  batch = _take(pipeline.lm_dataset(config, tokenizer, 'train', seed=0, global_batch_size=4),
+                1)[0]
+  for row in range(4):           # aligned with inputs: the head reads up to the <self> token
+    positions = (row * 17 + np.arange(16)) % len(stream)
+    np.testing.assert_array_equal(batch['inputs'][row], stream[positions])
+    np.testing.assert_allclose(batch['reaction'][row], reaction[positions], rtol=1e-6)
+    np.testing.assert_array_equal(batch['reaction_mask'][row], marked[positions])
+  opened = batch['inputs'][batch['reaction_mask'] > 0]
+  assert len(opened) and (opened == tokenizer.self_id).all()
 
 
 # --- Evaluation batches ---------------------------------------------------------------------

@@ -314,3 +314,18 @@ def test_own_jsonl_conversations_mix_with_socialworld(data_dir, sources, tmp_pat
                                     global_batch_size=8), 1)[0]
   text = ' '.join(tokenizer.decode(row) for row in batch['inputs'])
   assert 'zq marker' in text and 'Q: Where' in text
+
+
+def test_scenarios_from_the_partners_perspective_end_with_their_own_reaction():
+  example = scenarios.generate('preference_offer', 'train', 0, n=1)[0]
+  record = builders._record('preference_offer', example)  # pylint: disable=protected-access
+  model_view = builders.training_segments('preference_offer', record, draw=0)
+  partner_view = builders.training_segments('preference_offer', record, draw=0,
+                                            perspective='partner')
+  partner, me = example['partner'], example['model_name']
+  assert len(model_view) == len(partner_view)
+  assert model_view[-1].startswith(f'<other> {partner}:') and model_view[-2].startswith('<self>')
+  assert partner_view[-1] == f'<self> {record["reactions"][0]}<eot>'
+  assert partner_view[-2].startswith(f'<other> {me}: {record["candidates"][0]}')
+  with pytest.raises(ValueError, match='scenario_perspective'):
+    builders.training_segments('preference_offer', record, perspective='self')

@@ -103,7 +103,9 @@ def abstract_batch(config, batch_sharding) -> dict:
   import jax.numpy as jnp
   shape = (config.batch_size, config.data.seq_len)
   dtypes = {'inputs': jnp.int32, 'targets': jnp.int32, 'weights': jnp.float32,
-            'rewards': jnp.float32}
+            'rewards': jnp.float32, 'self_mask': jnp.float32}
+  if config.data.get('reaction'):
+    dtypes.update(reaction=jnp.float32, reaction_mask=jnp.float32)
   return {k: jax.ShapeDtypeStruct(shape, d, sharding=batch_sharding) for k, d in dtypes.items()}
 
 

@@ -212,7 +212,7 @@ def warnings_for(groups: dict[str, list[Run]]) -> list[str]:
 # --- Writing -------------------------------------------------------------------------------------
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']
   lines += ['| ' + ' | '.join(r) + ' |' for r in rows]
   return '\n'.join(lines)
@@ -235,7 +235,7 @@ def summary_table(groups: dict[str, list[Run]], rows: list[Row]) -> str:
         cell += f' (n={row.summary.n})'
       cells.append(cell)
     body.append(cells)
-  return _markdown_table(header, body)
+  return markdown_table(header, body)
 
 
 def per_seed_tables(groups: dict[str, list[Run]]) -> str:
@@ -246,7 +246,7 @@ def per_seed_tables(groups: dict[str, list[Run]]) -> str:
     names = [f'seed {s}' if seeds.count(s) == 1 else f'seed {s} ({r.name})'
              for s, r in zip(seeds, runs)]
     body = [[m] + [f'{r.final[m]:.6g}' if m in r.final else '–' for r in runs] for m in metrics]
-    parts.append(f'### {label}\n\n' + _markdown_table(['metric'] + names, body))
+    parts.append(f'### {label}\n\n' + markdown_table(['metric'] + names, body))
   return '\n\n'.join(parts)
 
 
@@ -263,16 +263,14 @@ def write_csv(path: str, rows: list[Row]) -> None:
                        ';'.join(repr(v) for v in r.values)])
 
 
-def _safe(name: str) -> str:
+def file_name(name: str) -> str:
   return re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('_')
 
 
 def plot(groups: dict[str, list[Run]], rows: list[Row], out: str,
          differing: Sequence[str] = ()) -> list[str]:
   """Training curves (mean, CI band) and eval bar charts (CI error bars); returns the files."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = pyplot()
   plot_dir = os.path.join(out, 'plots')
   os.makedirs(plot_dir, exist_ok=True)
   files = []
@@ -300,7 +298,7 @@ def plot(groups: dict[str, list[Run]], rows: list[Row], out: str,
     ax.set_title(f'{title}\nmean ± 95% CI over seeds', fontsize='medium')
     ax.set(xlabel='step', ylabel=metric)
     ax.legend(fontsize='small')
-    files.append(_save(fig, plt, os.path.join(plot_dir, f'curve_{_safe(title)}.png')))
+    files.append(save_figure(fig, os.path.join(plot_dir, f'curve_{file_name(title)}.png')))
   # Eval numbers: one figure per family (eval/, eval.json/<section>), a panel per number,
   # each with its own scale (an NLL and an accuracy share no axis).
   eval_metrics = sorted({r.metric for r in rows if r.metric.startswith(('eval/', 'eval.json/'))})
@@ -334,14 +332,22 @@ def plot(groups: dict[str, list[Run]], rows: list[Row], out: str,
       ax.set_title(metric[len(family) + 1:] or metric, fontsize='small')
     fig.suptitle(f'{family}: mean ± 95% CI over seeds (dots: seeds)'
                  + (f'; bars: {", ".join(differing)}' if differing else ''), fontsize='medium')
-    files.append(_save(fig, plt, os.path.join(plot_dir, f'eval_{_safe(family)}.png')))
+    files.append(save_figure(fig, os.path.join(plot_dir, f'eval_{file_name(family)}.png')))
   return files
 
 
-def _save(fig, plt, path: str) -> str:
+def pyplot():
+  """matplotlib.pyplot on the Agg backend: PNG files, no display needed."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def save_figure(fig, path: str) -> str:
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
+  pyplot().close(fig)
   return path
 
 

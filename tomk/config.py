@@ -26,7 +26,12 @@ def base() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict(dict(
       d_model=256, num_heads=4, ffn_dim=1024, trunk_layers=2, tower_layers=2,
-      max_len=512, dtype='float32'))
+      max_len=512, dtype='float32',
+      # A scalar head r̂(s) on the prediction tower (d_model + 1 parameters): the inferred
+      # reward of the person from whose perspective s is rendered (infer_reward;
+      # kindness.reward='inferred'). Computed only when read; changes only through
+      # infer_reward's route. Stages share one parameter tree: set it for the whole run.
+      reward_head=False))
 
   config.data = ml_collections.ConfigDict(dict(
       source='chitchat',             # or a path to your own conversations.jsonl
@@ -37,9 +42,17 @@ def base() -> ml_collections.ConfigDict:
       socialworld_train_size=0,      # train examples per SocialWorld family; 0 = default
       data_dir='',                   # '' = $TOMK_DATA_DIR or ~/.cache/tomk
       vocab_size=1024, seq_len=128,
-      perspective='random',          # whose perspective each conversation is rendered from
+      # Whose perspective each conversation is rendered from (their turns are <self>):
+      # 'first' speaker, 'random' speaker, or 'other' (a speaker but the first).
+      perspective='random',
+      # SocialWorld scenarios as the 'model' saw them, or from the 'partner' side (their
+      # turns, reaction included, are <self>: imitation and infer_reward learn the partner).
+      scenario_perspective='model',
       switch_names_in_text=True,
-      reward='constant', reward_value=1.0))
+      reward='constant', reward_value=1.0,
+      # The observed reaction infer_reward regresses: a reward function name scoring each
+      # <self> turn that answers someone ('sentiment'); '' = none (no batch fields, no cost).
+      reaction=''))
 
   config.optimizer = ml_collections.ConfigDict({
       p: partition_optimizer() for p in ('perception', 'behavior', 'prediction')})
@@ -59,8 +72,11 @@ def base() -> ml_collections.ConfigDict:
       d_model=64, num_heads=2, ffn_dim=256, trunk_layers=2, max_len=256))
   config.reward_model_learning_rate = 1e-3
   # Kindness (empathy, naive_kindness): Rʲ = w_ext·RLHF(sʲ, âʲ) + w_int·IRF(sʲ, âʲ), summed
-  # over the partner or all known individuals.
-  config.kindness = ml_collections.ConfigDict(dict(individuals='partner', w_ext=0.0, w_int=1.0))
+  # over the partner or all known individuals. reward='simulate': IRF is the sentiment of
+  # j's simulated reply âʲ; 'inferred': IRF is the reward head's r̂(sʲ) (train it first
+  # with an infer_reward stage), no reply simulated unless w_ext needs one.
+  config.kindness = ml_collections.ConfigDict(dict(individuals='partner', w_ext=0.0, w_int=1.0,
+                                                   reward='simulate'))
 
   # A curriculum: comma-separated stage names, each a key of config.stages holding the
   # overrides of that stage ('' = one stage, this config).

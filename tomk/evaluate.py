@@ -1,7 +1,8 @@
 """Evaluates a trained run: python -m tomk.evaluate --workdir=runs/pretrain [--step=N].
 
-Theory of Mind and perspective-taking (SPEC §6) of the latest (or the given) checkpoint:
-prints a table and writes eval.json into the workdir. The work is in tomk/evaluation.
+Theory of Mind, perspective-taking and kindness (SPEC §6) of the latest (or the given)
+checkpoint: prints a table and writes eval.json into the workdir; with --stage=S, of
+the parameters stage S ended with, into eval/S.json. The work is in tomk/evaluation.
 """
 import sys
 
@@ -9,6 +10,8 @@ from absl import app, flags, logging
 
 flags.DEFINE_string('workdir', None, 'A workdir written by tomk.main (config.json, checkpoints/).')
 flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate; default the latest.')
+flags.DEFINE_string('stage', None, 'Evaluate the parameters this stage of the curriculum ended '
+                    'with, into eval/STAGE.json; default the last stage, into eval.json.')
 flags.mark_flags_as_required(['workdir'])
 FLAGS = flags.FLAGS
 
@@ -20,7 +23,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   from tomk import evaluation
   try:
-    evaluation.run(FLAGS.workdir, FLAGS.step)
+    evaluation.run(FLAGS.workdir, FLAGS.step, stage=FLAGS.stage)
   except (ValueError, FileNotFoundError) as e:
     logging.info('traceback', exc_info=True)
     print(f'error: {e}', file=sys.stderr, flush=True)

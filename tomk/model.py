@@ -10,6 +10,11 @@ Each part is its own linen module so a training step can differentiate them
 separately after one forward pass (see routing.py); ``Model`` ties them together.
 Generation uses an explicit KV cache (a pytree the sampler donates): the
 perception cache is shared by both streams.
+
+With ``reward_head`` the prediction tower also carries a scalar head on its final
+normed state, r̂(s) per position: the reward of the person whose perspective s is
+rendered from, as inferred from their observed reactions (infer_reward, 001 §4.2.4).
+It is computed only when asked for (``with_reward``), never by sampling.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ class ModelConfig:
   max_len: int = 512
   rope_base: float = 10_000.0
   dtype: str = 'float32'
+  reward_head: bool = False    # a scalar reward head on the prediction tower (infer_reward)
 
   @classmethod
   def from_config(cls, config) -> 'ModelConfig':
@@ -168,12 +174,33 @@ class Perception(nn.Module):
     return x, (new_cache if cache is not None else None)
 
 
-class Tower(nn.Module):
-  """Upper blocks and a readout of one stream (behavior or prediction)."""
-  config: ModelConfig
+class RewardHead(nn.Module):
+  """r̂(s): one scalar per position from the tower's final normed state.
+
+  Starts at zero (no reward is inferred before infer_reward has trained it).
+  """
 
   @nn.compact
-  def __call__(self, h, positions, cache: list | None = None, key_mask=None):
+  def __call__(self, h):
+    kernel = self.param('kernel', nn.with_logical_partitioning(nn.initializers.zeros,
+                                                               ('embed', None)),
+                        (h.shape[-1], 1), jnp.float32)
+    bias = self.param('bias', nn.with_logical_partitioning(nn.initializers.zeros, (None,)),
+                      (1,), jnp.float32)
+    return (h.astype(jnp.float32) @ kernel + bias)[..., 0]
+
+
+class Tower(nn.Module):
+  """Upper blocks and a readout of one stream (behavior or prediction).
+
+  With `reward_head` (the prediction tower, when ModelConfig.reward_head) it also
+  holds a RewardHead; `with_reward=True` returns (logits, reward) instead of logits.
+  """
+  config: ModelConfig
+  reward_head: bool = False
+
+  @nn.compact
+  def __call__(self, h, positions, cache: list | None = None, key_mask=None, with_reward=False):
     c = self.config
     new_cache = []
     for i in range(c.tower_layers):
@@ -183,7 +210,12 @@ class Tower(nn.Module):
     h = RMSNorm(name='final_norm')(h)
     logits = _dense(c.vocab_size, ('embed', 'vocab'), 'readout')(h).astype(jnp.float32)
     logits = nn.with_logical_constraint(logits, ('batch', 'length', 'vocab'))
-    return logits, (new_cache if cache is not None else None)
+    new_cache = new_cache if cache is not None else None
+    if self.reward_head and (with_reward or self.is_initializing()):
+      reward = RewardHead(name='reward_head')(h)
+      if with_reward:
+        return (logits, reward), new_cache
+    return logits, new_cache
 
 
 class Model:
@@ -192,7 +224,9 @@ class Model:
   def __init__(self, config: ModelConfig):
     self.config = config
     self.perception = Perception(config)
-    self.tower = Tower(config)   # behavior and prediction share the architecture, not the weights
+    # Behavior and prediction share the architecture, not the weights; only the prediction
+    # tower is initialised with the reward head (a tower without one never reads it).
+    self.tower = Tower(config, reward_head=config.reward_head)
 
   def init_boxed(self, rng, batch_size=1, length=8):
     """Parameters with their logical-axis metadata (nn.Partitioned boxes)."""
@@ -202,7 +236,7 @@ class Model:
     perception = self.perception.init(r_perception, tokens, positions)['params']
     h = jnp.zeros((batch_size, length, self.config.d_model), self.config.dtype)
     return {'perception': perception,
-            'behavior': self.tower.init(r_behavior, h, positions)['params'],
+            'behavior': Tower(self.config).init(r_behavior, h, positions)['params'],
             'prediction': self.tower.init(r_prediction, h, positions)['params']}
 
   def init(self, rng, batch_size=1, length=8):
@@ -219,11 +253,30 @@ class Model:
     positions = _default_positions(h[..., 0], positions)
     return self.tower.apply({'params': tower_params}, h, positions, cache, key_mask)
 
+  def stream_outputs(self, tower_params, h, positions=None, key_mask=None, reward=False):
+    """What a training objective may read of a stream: {'logits'}, and with `reward`
+    the reward head's {'reward': [B, T]} from the same tower pass."""
+    positions = _default_positions(h[..., 0], positions)
+    if not reward:
+      return {'logits': self.tower.apply({'params': tower_params}, h, positions, None,
+                                         key_mask)[0]}
+    if 'reward_head' not in tower_params:
+      raise ValueError('an objective reads the reward head, but the model has none: set '
+                       '--config.model.reward_head=True (the prediction tower carries it).')
+    (logits, r), _ = self.tower.apply({'params': tower_params}, h, positions, None, key_mask,
+                                      with_reward=True)
+    return {'logits': logits, 'reward': r}
+
   # --- the whole model ---------------------------------------------------------------------
   def apply(self, params, tokens, positions=None, streams=STREAMS, key_mask=None):
     """Both streams' logits: {'behavior': [B,T,V], 'prediction': [B,T,V]}."""
     h, _ = self.perceive(params['perception'], tokens, positions, key_mask=key_mask)
     return {s: self.stream(params[s], h, positions, key_mask=key_mask)[0] for s in streams}
+
+  def reward(self, params, tokens, positions=None, key_mask=None):
+    """r̂ [B, T]: the prediction side's reward head at every position of `tokens`."""
+    h, _ = self.perceive(params['perception'], tokens, positions, key_mask=key_mask)
+    return self.stream_outputs(params['prediction'], h, positions, key_mask, reward=True)['reward']
 
   def init_cache(self, batch_size: int, max_len: int | None = None, dtype=None,
                  streams=STREAMS) -> Cache:

@@ -3,6 +3,8 @@
 Each partition has its own learning rate, schedule, clipping and weight decay;
 a partition that is frozen, or that the routing table sends no gradient, gets
 ``optax.set_to_zero`` so it stays bit-identical (AdamW would otherwise decay it).
+The prediction tower's reward head is never weight-decayed: it changes only when an
+objective routed to it (infer_reward's reward_regression) sends it a gradient.
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def partition_transform(config, total_steps: int, partition: str) -> optax.Gradi
   if config.clip_norm:
     parts.append(optax.clip_by_global_norm(config.clip_norm))
   parts.append(optax.adamw(schedule(config, total_steps), b1=config.b1, b2=config.b2,
-                           weight_decay=config.weight_decay))
+                           weight_decay=config.weight_decay, mask=decayed))
   parts.append(scale_by_update_scale(partition))
   return optax.chain(*parts)
 
@@ -63,6 +65,12 @@ def make(optimizer_config, trained: set[str], total_steps: int) -> optax.Gradien
     transforms[partition] = (optax.set_to_zero() if frozen
                              else partition_transform(config, total_steps, partition))
   return optax.partition(transforms, param_labels)
+
+
+def decayed(params):
+  """True for every leaf weight decay applies to: all but the reward head's."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: not any(getattr(k, 'key', None) == 'reward_head' for k in path), params)
 
 
 def param_labels(params):

@@ -15,6 +15,9 @@ down the paths its routes allow:
 
 When a tower's two weightings differ (a gated objective that still updates
 perception ungated) the tower's VJP is applied twice; the forward pass never is.
+
+Most objectives read a stream's logits; one may read another output of the same
+tower pass instead (``output='reward'``: the prediction tower's reward head).
 """
 from __future__ import annotations
 
@@ -34,12 +37,14 @@ class Objective:
   """A per-token loss on one stream: loss(logits [B,T,V], batch) -> [B,T].
 
   The loss may also return per-token metrics: ([B,T], {name: [B,T]}); their
-  masked means are logged as ``<objective>/<name>``.
+  masked means are logged as ``<objective>/<name>``. With output='reward' the loss
+  reads the stream's reward head [B,T] (Model.stream_outputs) instead of its logits.
   """
   name: str
   stream: str
   loss: Callable[[jax.Array, Mapping[str, jax.Array]], jax.Array]
   mask: str = 'weights'     # batch key holding the per-token loss weights
+  output: str = 'logits'    # 'logits' or 'reward'
 
 
 def token_nll(logits, batch, targets_key='targets'):
@@ -133,13 +138,15 @@ def routed_gradients(model: Model, params, batch, objectives: list[Objective], r
     on_stream = [o for o in objectives if o.stream == stream]
     if not on_stream:
       continue
-    logits, tower_vjp = jax.vjp(
-        lambda p, x: model.stream(p, x, positions, key_mask=key_mask)[0], params[stream], h)
-    to_tower, to_trunk = None, None      # cotangents on the logits
+    reads_reward = any(o.output == 'reward' for o in on_stream)
+    outputs, tower_vjp = jax.vjp(
+        lambda p, x: model.stream_outputs(p, x, positions, key_mask, reward=reads_reward),
+        params[stream], h)
+    to_tower, to_trunk = {}, {}          # cotangents on the stream's outputs
     shared = True                        # every objective weights tower and trunk alike
     for o in on_stream:
-      per_token, loss_vjp, token_metrics = jax.vjp(lambda lg, o=o: _with_aux(o.loss(lg, batch)),
-                                                   logits, has_aux=True)
+      per_token, loss_vjp, token_metrics = jax.vjp(lambda y, o=o: _with_aux(o.loss(y, batch)),
+                                                   outputs[o.output], has_aux=True)
       mask = batch[o.mask].astype(jnp.float32)
       count = jnp.maximum(mask.sum(), 1.0)
       metrics[f'loss/{o.name}'] = (per_token * mask).sum() / count
@@ -153,8 +160,17 @@ def routed_gradients(model: Model, params, batch, objectives: list[Objective], r
 
       c_tower = None if _is_zero(w_tower) else cotangent(w_tower)
       c_trunk = c_tower if w_trunk == w_tower else (None if _is_zero(w_trunk) else cotangent(w_trunk))
-      to_tower, to_trunk = _add(to_tower, c_tower), _add(to_trunk, c_trunk)
+      to_tower[o.output] = _add(to_tower.get(o.output), c_tower)
+      to_trunk[o.output] = _add(to_trunk.get(o.output), c_trunk)
       shared = shared and w_trunk == w_tower
+
+    def full(cotangents):       # a cotangent for every output, None if no objective sent one
+      if all(c is None for c in cotangents.values()):
+        return None
+      return {k: cotangents[k] if cotangents.get(k) is not None else jnp.zeros_like(v)
+              for k, v in outputs.items()}
+
+    to_tower, to_trunk = full(to_tower), full(to_trunk)
     if shared and to_tower is not None:      # one VJP serves both
       grads[stream], g_h = tower_vjp(to_tower)
       h_cotangent = _add(h_cotangent, g_h)

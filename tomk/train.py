@@ -2,8 +2,9 @@
 
 One linear function, in the order of the work: workdir and config, mesh, input,
 model and optimizer, the jitted update step, checkpoint restore, the loop (step,
-log, eval, checkpoint), and a summary. Algorithms differ only in their objectives,
-routing table and gates (tomk/algorithms/*), never in a copy of this loop.
+log, eval, checkpoint), and a summary; run() chains a curriculum's stages, evaluates
+each as it ends (SPEC §6) and writes report.md. Algorithms differ only in their
+objectives, routing table and gates (tomk/algorithms/*), never in a copy of this loop.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from absl import logging
 from etils import epath
 
 from tomk import (algorithms, config as config_lib, curriculum, evaluation, metrics as metrics_lib,
-                  optimizer, provenance, routing, sharding)
+                  optimizer, provenance, report, routing, sharding)
 from tomk.data import pipeline
 from tomk.model import Model, ModelConfig, count_params
 
@@ -279,31 +280,61 @@ def run(config, workdir: str) -> dict:
   offsets = np.cumsum([0] + [c.steps for _, c in stages]).tolist()
   resume_step = None
   for (name, stage_config), offset in zip(stages, offsets):
-    latest = _latest_step(workdir, name)
+    latest = _latest_step(workdir, name, stage_config)
     if latest is not None:
       resume_step = offset + latest
     if latest is None or latest < stage_config.steps:
       break
   writer = metrics_lib.Writer(workdir, resume_step=resume_step)
 
-  # --- Stages ---------------------------------------------------------------------------------
-  params, summary = None, {}
+  # --- Stages, each evaluated (SPEC §6) when it ends: eval/<stage>.json -----------------------
+  params, summary, results = None, {}, None
   for (name, stage_config), offset in zip(stages, offsets):
     params, summary = run_stage(stage_config, name, workdir, mesh, tokenizer, eval_batches,
                                 writer, offset, params)
+    results = _evaluate_stage(workdir, stages, name) or results
   writer.close()
 
-  # --- Evaluation (SPEC §6) of the final parameters: eval.json and a table ----------------------
-  summary['eval'] = evaluation.run(workdir)
+  # --- The last stage's evaluation is the run's (eval.json); report.md and plots --------------
+  if results is not None:
+    evaluation.save(workdir, results)
+  summary['eval'] = results
   provenance.record_end(workdir, summary)
+  if jax.process_index() == 0:
+    print(report.write(workdir), flush=True)
   return summary
+
+
+def _evaluate_stage(workdir, stages, stage):
+  """Evaluates the parameters `stage` ended with into eval/<stage>.json, unless done before."""
+  policy = curriculum.policy_stage(stages, stage)
+  if policy is None:         # no stage so far trained the policy (a curriculum opening with
+    return None              # reward_model): nothing to evaluate
+  step = dict(stages)[policy].steps
+  saved = evaluation.load(workdir, stage)
+  if saved is not None and saved.get('step') == step:
+    if jax.process_index() == 0:
+      print(f'[{stage}] evaluated before: {evaluation.path(workdir, stage)}', flush=True)
+    return saved
+  # A stage that left the policy as the stage before it did (reward_model) changes only
+  # the reward-model score: keep the rest of that stage's evaluation.
+  index, keep = [name for name, _ in stages].index(stage), None
+  if index and curriculum.policy_stage(stages, stages[index - 1][0]) == policy:
+    keep = evaluation.load(workdir, stages[index - 1][0])
+    keep = keep if keep is not None and keep.get('step') == step else None
+  return evaluation.run(workdir, step, stage=stage, keep=keep)
 
 
 def _checkpoint_dir(workdir, stage):
   return os.path.abspath(os.path.join(workdir, 'checkpoints', stage))
 
 
-def _latest_step(workdir, stage):
+def _latest_step(workdir, stage, config):
+  if hasattr(algorithms.get(config.algorithm), 'train_stage'):
+    # The reward model has no checkpoints: it is saved once, when trained; until then the
+    # stage is not started (and its metrics, if any, are redone).
+    trained = os.path.exists(os.path.join(workdir, 'reward_model', 'reward_model.json'))
+    return config.steps if trained else None
   directory = _checkpoint_dir(workdir, stage)
   if not os.path.isdir(directory):
     return None
@@ -416,17 +447,22 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
   return state['params'], summary
 
 
-def load_run(workdir: str, step: int | None = None):
+def load_run(workdir: str, step: int | None = None, stage: str | None = None):
   """(config, model, tokenizer, params, step) of a run's latest (or given) checkpoint, on the host.
 
+  The checkpoint is the last stage's, or the one `stage` ended with
+  (curriculum.policy_stage).
   For evaluation and sampling outside the training loop: no optimizer or mesh needed.
   """
   import json
   import ml_collections
   with open(os.path.join(workdir, 'config.json')) as f:
     config = ml_collections.ConfigDict(json.load(f))
-  stage, _ = curriculum.stages(config)[-1]
-  directory = _checkpoint_dir(workdir, stage)
+  policy = curriculum.policy_stage(curriculum.stages(config), stage)
+  if policy is None:
+    raise ValueError(f'{workdir}: no stage up to {stage or "the last"} trains the policy, so '
+                     f'there are no parameters to load; name a later stage.')
+  directory = _checkpoint_dir(workdir, policy)
   with ocp.CheckpointManager(directory) as manager:
     step = manager.latest_step() if step is None else step
     if step is None:

@@ -1,7 +1,8 @@
 """One module per algorithm of the papers; each states its objectives and routing table at its top."""
 import importlib
 
-ALGORITHMS = ('pretrain', 'reward_model', 'finetune', 'rlhf', 'empathy', 'naive_kindness')
+ALGORITHMS = ('pretrain', 'reward_model', 'finetune', 'imitation', 'infer_reward', 'rlhf', 'empathy',
+              'naive_kindness')
 
 
 def get(name: str):

@@ -29,6 +29,7 @@ SIMULATOR = 'prediction'     # an impartial simulator of the partner (001 §4.2.
 
 
 def objectives(config):
+  kindness.check(config)
   return [Objective('rl', 'behavior', rl.policy_loss(rl.PolicyGradientConfig.from_config(config.rl)),
                     mask='response_mask'),
           Objective('nll_pred', 'prediction', token_nll, mask='response_mask'),

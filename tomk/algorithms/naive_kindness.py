@@ -19,6 +19,7 @@ SIMULATOR = 'behavior'       # the model imagines the partner as itself
 
 
 def objectives(config):
+  kindness.check(config)
   return [Objective('rl', 'behavior', rl.policy_loss(rl.PolicyGradientConfig.from_config(config.rl)),
                     mask='response_mask'),
           Objective('nll_beh', 'behavior', token_nll, mask='response_mask')]

@@ -6,7 +6,8 @@
   -> mix by weight                              a fixed interleave (grain MapDataset.mix)
     -> map: render (perspective / SocialWorld text), tokenize each turn, reward each turn
     -> pack: concat-then-split into rows of seq_len + 1 tokens
-    -> batch(global_batch_size // process_count) -> inputs / targets / weights / rewards
+    -> batch(global_batch_size // process_count) -> inputs / targets / weights / rewards /
+       self_mask (and reaction / reaction_mask with data.reaction)
 
 Every stage is deterministic given (seed, process_index, process_count), and the
 iterator's state is a small JSON dict: save it with
@@ -28,6 +29,17 @@ data.mixture. '' trains on data.source alone; otherwise 'name:weight,...', e.g.
 scenarios), normalised to sum 1: a chitchat conversation is ~10x a story's tokens.
 Within a source documents are shuffled by the seed; sources interleave in a fixed
 pattern, so a restored iterator (state {'next_index': n}) continues exactly.
+
+Perspective. A conversation is rendered from one speaker's perspective (their turns
+carry <self>): data.perspective 'first', 'random' (by seed and index) or 'other' (a
+speaker other than the first). SocialWorld scenarios are shown as the model saw them,
+or with data.scenario_perspective='partner' from the partner's side, whose reaction
+ends them. self_mask marks the tokens the perspective owner said (their turns' text and
+<eot>, not the <self> role token that opens the turn: whose turn it is belongs to the
+state, as in conversation.prompt_for). With data.reaction (a reward function name,
+e.g. 'sentiment'), each owner turn that answers someone else is an observed reaction:
+its score sits at the <self> token opening it (reaction_mask 1 there), aligned with
+inputs, so a head reading the state up to that token can regress it (infer_reward).
 
 Splits. 'train', 'validation', 'test' for every source, and 'heldout': SocialWorld's
 held-out vocabulary (names, rooms, containers, objects, items never in training text);
@@ -53,7 +65,7 @@ from tomk.data import tokenizer as tokenizer_lib
 from tomk.socialworld import builders
 from tomk.socialworld import scenarios
 
-PERSPECTIVES = ('first', 'random')
+PERSPECTIVES = ('first', 'random', 'other')
 SPLITS = ('train', 'validation', 'test', 'heldout')
 SOCIALWORLD = builders.FAMILIES
 # Featurizing a conversation is ~1 ms of Python; one reader thread overlaps it with the
@@ -184,12 +196,16 @@ def _source_name(data_config, source: str) -> str:
   return f'{stem}-{digest}'
 
 
-def _segments(data_config, source: str, record, index: int, seed: int) -> list[str]:
+def _segments(data_config, source: str, record, index: int, seed: int,
+              scenario_perspective: str | None = None) -> list[str]:
   """The rendered training text of one record of `source`, one string per turn."""
   switch_names = getattr(data_config, 'switch_names_in_text', True)
   if source in SOCIALWORLD:
+    if scenario_perspective is None:
+      scenario_perspective = getattr(data_config, 'scenario_perspective', 'model')
     return builders.training_segments(source, builders.plain_record(record),
-                                      _draw(f'{seed}:{source}:{index}'), switch_names)
+                                      _draw(f'{seed}:{source}:{index}'), switch_names,
+                                      scenario_perspective)
   c = chitchat.to_conversation(record) if source == 'chitchat' else record
   perspective = getattr(data_config, 'perspective', 'first')
   c = conversation.switch(c, _perspective_owner(c, index, perspective, seed))
@@ -231,7 +247,8 @@ def tokenizer_for(data_config) -> tokenizer_lib.Tokenizer:
       for start in range(0, count, 1024):
         indices = spread[start:start + 1024]
         for index, record in zip(indices, _read(records, indices)):
-          yield from _segments(data_config, source, record, index, seed=0)
+          yield from _segments(data_config, source, record, index, seed=0,
+                               scenario_perspective='model')
 
   only = next(iter(weights)) if len(weights) == 1 else None
   if only and only not in SOCIALWORLD:   # as before mixtures: the cached files stay valid
@@ -246,22 +263,24 @@ def tokenizer_for(data_config) -> tokenizer_lib.Tokenizer:
 # --- One conversation -> tokens and per-token rewards ---------------------------------------
 
 class _Prefixes(Sequence[str]):
-  """prompts[i] = the rendered history before turn i, built only if a reward reads it.
+  """prompts[i] = the rendered history before turn turns[i] (default: turn i), built only
+  if a reward reads it.
 
   Building every prefix eagerly is quadratic in the conversation length (some chitchat
   conversations have ~3,000 messages) and the shipped rewards never look at it.
   """
 
-  def __init__(self, segments: Sequence[str]):
+  def __init__(self, segments: Sequence[str], turns: Sequence[int] | None = None):
     self._segments = segments
+    self._turns = range(len(segments)) if turns is None else turns
 
   def __len__(self):
-    return len(self._segments)
+    return len(self._turns)
 
   def __getitem__(self, i):
     if isinstance(i, slice):
       return [self[j] for j in range(*i.indices(len(self)))]
-    return ''.join(self._segments[:range(len(self))[i]])
+    return ''.join(self._segments[:self._turns[i]])
 
 
 def _draw(key: str) -> int:
@@ -276,15 +295,26 @@ def _perspective_owner(c: conversation.Conversation, index: int, perspective: st
     return None
   if perspective == 'first':
     return speakers[0]
+  if perspective == 'other' and len(speakers) > 1:
+    return speakers[1 + _draw(f'{seed}:{index}') % (len(speakers) - 1)]
   return speakers[_draw(f'{seed}:{index}') % len(speakers)]
 
 
+def _fields(data_config) -> dict[str, type]:
+  """The per-token arrays of a featurized document (and of a packed row, with 'real')."""
+  fields = {'tokens': np.int32, 'rewards': np.float32, 'self': np.float32}
+  if getattr(data_config, 'reaction', ''):
+    fields.update(reaction=np.float32, reaction_mask=np.float32)
+  return fields
+
+
 class _Featurize:
-  """(source number, record index) -> {'tokens': int32[n], 'rewards': float32[n]}.
+  """(source number, record index) -> {'tokens': int32[n], 'rewards': float32[n],
+  'self': float32[n]} (+ 'reaction', 'reaction_mask' with data.reaction).
 
   One whole document: a conversation (each turn rewarded by the configured reward) or a
   SocialWorld example; a plain-text story ends with EOS so its answer does not run into
-  the next story's first line.
+  the next story's first line. 'self' is 1 on the tokens the perspective owner said.
   """
 
   def __init__(self, data_config, tokenizer, sources: Sequence[tuple[str, Sequence]],
@@ -297,13 +327,16 @@ class _Featurize:
     name = getattr(data_config, 'reward', 'constant')
     kwargs = {'value': getattr(data_config, 'reward_value', 1.0)} if name == 'constant' else {}
     self._reward_fn = rewards_lib.get(name, **kwargs)
+    reaction = getattr(data_config, 'reaction', '')
+    self._reaction_fn = rewards_lib.get(reaction) if reaction else None
+    self._fields = _fields(data_config)
 
   def __call__(self, item: tuple[int, int]) -> dict[str, np.ndarray]:
     source, records = self._sources[int(item[0])]
     index = int(item[1])
     segments = _segments(self._data_config, source, records[index], index, self._seed)
     if not segments:
-      return {'tokens': np.zeros(0, np.int32), 'rewards': np.zeros(0, np.float32)}
+      return {k: np.zeros(0, dtype) for k, dtype in self._fields.items()}
     ids = self._tokenizer.encode_batch(segments)
     turn_rewards = np.asarray(self._reward_fn(_Prefixes(segments), segments), np.float32)
     if turn_rewards.shape != (len(segments),):
@@ -314,7 +347,22 @@ class _Featurize:
       ids[-1] = ids[-1] + [self._tokenizer.eos_id]
     lengths = [len(x) for x in ids]
     tokens = np.fromiter(itertools.chain.from_iterable(ids), np.int32, sum(lengths))
-    return {'tokens': tokens, 'rewards': np.repeat(turn_rewards, lengths)}
+    # The owner's turns open with the <self> role token; what they said follows it.
+    owner = np.array([bool(x) and x[0] == self._tokenizer.self_id for x in ids])
+    starts = np.cumsum([0] + lengths[:-1])
+    said = np.repeat(owner, lengths).astype(np.float32)
+    said[starts[owner]] = 0.0
+    out = {'tokens': tokens, 'rewards': np.repeat(turn_rewards, lengths), 'self': said}
+    if self._reaction_fn is not None:
+      # A reaction: an owner turn that answers another speaker's turn.
+      turns = [i for i in range(1, len(segments)) if owner[i] and not owner[i - 1]]
+      scores = np.asarray(self._reaction_fn(_Prefixes(segments, turns),
+                                            [segments[i] for i in turns]), np.float32)
+      out['reaction'] = np.zeros(len(tokens), np.float32)
+      out['reaction_mask'] = np.zeros(len(tokens), np.float32)
+      out['reaction'][starts[turns]] = scores
+      out['reaction_mask'][starts[turns]] = 1.0
+    return out
 
 
 # --- Packing ------------------------------------------------------------------------------------
@@ -347,7 +395,7 @@ class _PackIterator(grain.DatasetIterator):
     self._offset = 0               # tokens of `_element` already emitted
 
   def __next__(self) -> dict[str, np.ndarray]:
-    tokens, rewards, need = [], [], self._row_length
+    pieces, need = {}, self._row_length     # every per-token array of the documents
     while need:
       if self._element is None:
         self._element_state = self._parent.get_state()
@@ -356,19 +404,19 @@ class _PackIterator(grain.DatasetIterator):
         except StopIteration:
           break
       piece = slice(self._offset, self._offset + need)
-      tokens.append(self._element['tokens'][piece])
-      rewards.append(self._element['rewards'][piece])
-      need -= len(tokens[-1])
-      self._offset += len(tokens[-1])
+      for k, v in self._element.items():
+        pieces.setdefault(k, []).append(v[piece])
+      taken = len(pieces['tokens'][-1])
+      need -= taken
+      self._offset += taken
       if self._offset >= len(self._element['tokens']):
         self._element = None
     if need == self._row_length:
       raise StopIteration
     real = np.zeros(self._row_length, np.float32)
     real[:self._row_length - need] = 1.0
-    tokens.append(np.zeros(need, np.int32))
-    rewards.append(np.zeros(need, np.float32))
-    return {'tokens': np.concatenate(tokens), 'rewards': np.concatenate(rewards), 'real': real}
+    row = {k: np.concatenate(v + [np.zeros(need, v[0].dtype)]) for k, v in pieces.items()}
+    return {**row, 'real': real}
 
   def get_state(self) -> dict[str, Any]:
     if self._element is None:
@@ -440,10 +488,18 @@ def _local_batch_size(global_batch_size: int, process_count: int) -> int:
 
 
 def _lm_batch(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """Rows of L+1 tokens -> next-token prediction: targets[t] = inputs[t+1] of the row."""
+  """Rows of L+1 tokens -> next-token prediction: targets[t] = inputs[t+1] of the row.
+
+  Per-token values of what is predicted align with targets; a reaction, read from the
+  state up to the token that opens its turn, aligns with inputs.
+  """
   tokens = rows['tokens']
-  return {'inputs': tokens[:, :-1], 'targets': tokens[:, 1:],
-          'weights': rows['real'][:, 1:], 'rewards': rows['rewards'][:, 1:]}
+  batch = {'inputs': tokens[:, :-1], 'targets': tokens[:, 1:],
+           'weights': rows['real'][:, 1:], 'rewards': rows['rewards'][:, 1:],
+           'self_mask': rows['self'][:, 1:]}
+  if 'reaction' in rows:
+    batch.update(reaction=rows['reaction'][:, :-1], reaction_mask=rows['reaction_mask'][:, :-1])
+  return batch
 
 
 def lm_dataset(data_config, tokenizer, split: str, *, seed: int, global_batch_size: int,
@@ -452,9 +508,12 @@ def lm_dataset(data_config, tokenizer, split: str, *, seed: int, global_batch_si
   """Batches of this process for language-model training on the data's mixture.
 
   Yields {'inputs': int32[B, L], 'targets': int32[B, L], 'weights': float32[B, L],
-  'rewards': float32[B, L]} with B = global_batch_size // process_count and
-  L = data_config.seq_len. weights is 0 on padding; rewards[b, t] is the reward of the
-  turn that targets[b, t] belongs to. Without repeat, a last partial batch is dropped.
+  'rewards': float32[B, L], 'self_mask': float32[B, L]} with B = global_batch_size //
+  process_count and L = data_config.seq_len. weights is 0 on padding; rewards[b, t] is
+  the reward of the turn that targets[b, t] belongs to; self_mask[b, t] is 1 where
+  targets[b, t] is a token the perspective owner said. With data.reaction also
+  'reaction' and 'reaction_mask' (see the module docstring). Without repeat, a last
+  partial batch is dropped.
   """
   batch_size = _local_batch_size(global_batch_size, process_count)
   rows = _rows(data_config, tokenizer, split, seed=seed, process_index=process_index,
@@ -473,8 +532,8 @@ def eval_batches(data_config, tokenizer, split: str, *, global_batch_size: int,
   rows = _rows(data_config, tokenizer, split, seed=0, process_index=process_index,
                process_count=process_count, shuffle=False, repeat=False)
   length = data_config.seq_len + 1
-  padding = {'tokens': np.zeros(length, np.int32), 'rewards': np.zeros(length, np.float32),
-             'real': np.zeros(length, np.float32)}
+  padding = {k: np.zeros(length, dtype)
+             for k, dtype in {**_fields(data_config), 'real': np.float32}.items()}
   taken = list(itertools.islice(iter(rows), batch_size * num_batches))
   taken += [padding] * (batch_size * num_batches - len(taken))
   return [_lm_batch({k: np.stack([r[k] for r in taken[i:i + batch_size]]) for k in padding})

@@ -1,13 +1,18 @@
-"""Evaluation of a trained run (SPEC §6): Theory of Mind and perspective-taking.
+"""Evaluation of a trained run (SPEC §6): Theory of Mind, perspective-taking, kindness.
 
   results = evaluation.run(workdir)            # the latest checkpoint; writes eval.json
-  python -m tomk.evaluate --workdir=W [--step=N]
+  results = evaluation.run(workdir, stage=S)   # the end of stage S; writes eval/S.json
+  python -m tomk.evaluate --workdir=W [--step=N] [--stage=S]
+
+Training evaluates every stage of a curriculum as it ends (eval/<stage>.json; the
+last one is also eval.json), and tomk.report tabulates them side by side.
 
 Every number comes with its number of examples `n`, and every example is drawn from
 `config.evaluation.seed`, which does not follow the training seed, so runs of any seed
 are scored on the same stories and conversations. eval.json:
 
-  {'step': int, 'seed': evaluation seed, 'train_seed': int,
+  {'step': int (of the stage's checkpoint), 'stage': str, 'seed': evaluation seed,
+   'train_seed': int,
    'theory_of_mind': {split: {stream: {'memory/no_tom' | 'first_order/tom' | ... | 'all':
                                        {'accuracy', 'n'}}}},
    'perspective': {'chitchat_partner_turns': {'validation': {stream: measure}},
@@ -63,14 +68,29 @@ def human_conversations(data_config) -> ml_collections.ConfigDict:
 
 
 def evaluate(config, model, tokenizer, params, step: int | None = None,
-             log=print, extrinsic=None) -> dict:
-  """All of §6 that needs no sampling, for `params`; see the module docstring."""
+             log=print, extrinsic=None, keep: dict | None = None) -> dict:
+  """All of §6 for `params`; see the module docstring.
+
+  `keep`: an earlier evaluation of the same parameters whose theory_of_mind and
+  perspective stand; only kindness, which the reward model (`extrinsic`) scores, is redone.
+  """
   e = settings(config)
+  results = {'step': step, 'seed': e.seed, 'train_seed': config.get('seed')}
+  if keep is not None:
+    results.update(theory_of_mind=keep['theory_of_mind'], perspective=keep['perspective'])
+  else:
+    results.update(_likelihoods(config, model, tokenizer, params, e, log))
+  started = time.perf_counter()
+  results['kindness'] = kindness.evaluate(config, model, tokenizer, params, e, extrinsic)
+  log(f'[evaluate] kindness: {time.perf_counter() - started:.1f} s')
+  return results
+
+
+def _likelihoods(config, model, tokenizer, params, e, log) -> dict:
+  """Theory of Mind and perspective-taking: the likelihood of given text, no sampling."""
   switch_names = config.data.get('switch_names_in_text', True)
   scorer = scoring.Scorer(model, params, tokenizer, e.batch_size, e.lengths)
-  results = {'step': step, 'seed': e.seed, 'train_seed': config.get('seed'),
-             'theory_of_mind': {}, 'perspective': {}}
-  tom, views = results['theory_of_mind'], results['perspective']
+  tom, views = {}, {}
   started = time.perf_counter()
   for split in e.splits:
     tom[split] = theory_of_mind.evaluate(
@@ -93,33 +113,62 @@ def evaluate(config, model, tokenizer, params, step: int | None = None,
                                                                      switch_names)
   log(f'[evaluate] perspective-taking: {time.perf_counter() - started:.1f} s '
       f'(compilations so far: {scorer.traces})')
-  started = time.perf_counter()
-  results['kindness'] = kindness.evaluate(config, model, tokenizer, params, e, extrinsic)
-  log(f'[evaluate] kindness: {time.perf_counter() - started:.1f} s')
   if scorer.truncated:
     log(f'[evaluate] warning: {scorer.truncated} stories or conversations were longer than '
         f'{scorer.max_length} tokens and lost their beginning; add a longer padded length '
         f'to evaluation.lengths.')
-  return results
+  return {'theory_of_mind': tom, 'perspective': views}
 
 
-def run(workdir: str, step: int | None = None, log=print) -> dict:
-  """Evaluates a run's latest (or given) checkpoint; writes eval.json and prints the table."""
-  from tomk import train   # here, not at the top: the training loop imports this module
-  config, model, tokenizer, params, step = train.load_run(workdir, step)
+def run(workdir: str, step: int | None = None, log=print, stage: str | None = None,
+        keep: dict | None = None) -> dict:
+  """Evaluates a run's latest (or given) checkpoint, of the last stage or the one `stage`
+  ended with; writes eval.json (eval/<stage>.json) and prints the tables. `keep`: see
+  evaluate.
+
+  The reward-model score needs the run's reward model: a stage evaluated before its
+  reward_model stage has none.
+  """
+  from tomk import curriculum, train   # not at the top: the training loop imports this module
+  config, model, tokenizer, params, step = train.load_run(workdir, step, stage)
   extrinsic = None
   if os.path.exists(os.path.join(workdir, 'reward_model', 'reward_model.json')):
     from tomk.algorithms import reward_model
     extrinsic = reward_model.load(os.path.join(workdir, 'reward_model'))
-  results = evaluate(config, model, tokenizer, params, step, log=log, extrinsic=extrinsic)
+  results = evaluate(config, model, tokenizer, params, step, log=log, extrinsic=extrinsic,
+                     keep=keep)
+  results['stage'] = stage or curriculum.stages(config)[-1][0]
+  save(workdir, results, stage)
   if jax.process_index() == 0:
-    path = os.path.join(workdir, 'eval.json')
-    with open(path + '.tmp', 'w') as f:
-      json.dump(results, f, indent=2, sort_keys=True)
-    os.replace(path + '.tmp', path)
     log(table(results))
     log(kindness.table(results['kindness']))
   return results
+
+
+def path(workdir: str, stage: str | None = None) -> str:
+  """eval.json, or eval/<stage>.json for the evaluation at the end of `stage`."""
+  if stage is None:
+    return os.path.join(workdir, 'eval.json')
+  return os.path.join(workdir, 'eval', f'{stage}.json')
+
+
+def load(workdir: str, stage: str | None = None) -> dict | None:
+  """The saved results (see path), or None if there are none."""
+  if not os.path.exists(path(workdir, stage)):
+    return None
+  with open(path(workdir, stage)) as f:
+    return json.load(f)
+
+
+def save(workdir: str, results: dict, stage: str | None = None) -> None:
+  """Writes results to path(workdir, stage), atomically; only process 0 writes."""
+  if jax.process_index() != 0:
+    return
+  target = path(workdir, stage)
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  with open(target + '.tmp', 'w') as f:
+    json.dump(results, f, indent=2, sort_keys=True)
+  os.replace(target + '.tmp', target)
 
 
 # --- The table ----------------------------------------------------------------------------------
