@@ -1,15 +1,29 @@
-"""Kindness end to end: pretrain → reward_model → finetune → empathy (paper 001, Alg. 1, 2, 4).
+"""Kindness end to end (paper 001, Alg. 1, 2, 3, 4; §4.2.4), the default experiment:
+
+  pretrain → reward_model → finetune → imitation (⇄ infer_reward) → empathy
 
 The model first learns conversations, SocialWorld stories and scenarios ending in the
 partner's true reaction (both streams); a Bradley–Terry reward model learns the
 simulated raters' preferences; the behavior stream is fine-tuned on that reward while
-the prediction stream learns to predict the behavior's own responses; finally the
-model is trained on the simulated reaction of the person it talks to: the prediction
-stream plays the partner from the partner's perspective (the name switch), and the
-sentiment of that simulated reply is the reward (001 Alg. 4).
+the prediction stream learns to predict the behavior's own responses. Then the model
+learns the people it talks to: imitation (Alg. 3) switches to another speaker's
+perspective (chitchat's second speaker, the scenarios' partner) and both streams learn
+what that speaker said, interleaved with infer_reward (§4.2.4), where the prediction
+side's reward head learns to predict the partner's observed reaction (its sentiment).
+Finally the model is trained on the simulated reaction of the person it talks to: the
+prediction stream plays the partner from the partner's perspective (the name switch),
+and the sentiment of that simulated reply is the reward (001 Alg. 4).
+
+kindness.reward='simulate' (Alg. 4) is the default; --config.kindness.reward=inferred
+scores the partner's switched state with the reward head the infer_reward sub-stages
+trained instead (no self-similarity assumption, 003 Eq. 2). configs/rlhf.py and
+configs/naive_kindness.py run the same curriculum with another last stage.
+
+Each stage's steps and batch size are set in STAGES (SMOKE for ':smoke') below.
 
   python -m tomk.main --config=configs/empathy.py --workdir=runs/empathy
   python -m tomk.main --config=configs/empathy.py:smoke --workdir=/tmp/empathy-smoke
+  python -m tomk.main --config=configs/empathy.py --config.kindness.reward=inferred ...
 """
 import ml_collections
 
@@ -17,23 +31,54 @@ from configs import pretrain_social
 
 FINAL = 'empathy'      # configs/rlhf.py and configs/naive_kindness.py swap the last stage
 
+# (steps, batch size) of each stage: the one place that sets the run's length. 'final'
+# is the last stage (empathy, rlhf or naive_kindness); 'imitation' is the total of its
+# interleaved imitation and infer_reward sub-stages (IMITATION_CYCLES cycles, half each).
+STAGES = {
+    'pretrain': (400, 32),
+    'reward_model': (150, 32),
+    'finetune': (30, 16),
+    'imitation': (40, 32),
+    'final': (60, 16),
+}
+IMITATION_CYCLES = 2
+SMOKE = {
+    'pretrain': (10, 8),
+    'reward_model': (4, 8),
+    'finetune': (3, 8),
+    'imitation': (2, 8),
+    'final': (3, 8),
+}
+SMOKE_IMITATION_CYCLES = 1     # one imitation and one infer_reward sub-stage: one compile each
+
 
 def get_config(arg=None, final=FINAL):
-  config = pretrain_social.get_config('smoke' if arg == 'smoke' else None)
-  config.rewards.extrinsic = 'reward_model'      # this run's reward_model stage
-  config.curriculum = f'pretrain,reward_model,finetune,{final}'
-  config.stages = ml_collections.ConfigDict({
-      'pretrain': {'algorithm': 'pretrain', 'steps': 400},
-      'reward_model': {'algorithm': 'reward_model', 'steps': 150},
-      'finetune': {'algorithm': 'finetune', 'steps': 30, 'batch_size': 16},
-      final: {'algorithm': final, 'steps': 60, 'batch_size': 16},
-  })
-  if arg == 'smoke':
-    config.rl.max_new_tokens = 8
-    config.stages.pretrain.steps = 10
-    config.stages.reward_model.steps = 4
-    config.stages.finetune.update(steps=3, batch_size=8)
-    config.stages[final].update(steps=3, batch_size=8)
-  elif arg:
+  if arg not in (None, 'smoke'):
     raise ValueError(f'configs/{final}.py takes no argument or "smoke", got {arg!r}.')
+  smoke = arg == 'smoke'
+  config = pretrain_social.get_config('smoke' if smoke else None)
+  config.rewards.extrinsic = 'reward_model'      # this run's reward_model stage
+  config.model.reward_head = True                # r̂, trained by infer_reward: every stage's tree
+  steps = SMOKE if smoke else STAGES
+  config.curriculum = f'pretrain,reward_model,finetune,imitation,{final}'
+  stage = lambda algorithm, name: dict(algorithm=algorithm, steps=steps[name][0],
+                                       batch_size=steps[name][1])
+  config.stages = ml_collections.ConfigDict({
+      'pretrain': stage('pretrain', 'pretrain'),
+      'reward_model': stage('reward_model', 'reward_model'),
+      'finetune': stage('finetune', 'finetune'),
+      # Others' words from their perspective (Alg. 3) and their reactions (§4.2.4).
+      'imitation': {
+          'interleave': 'imitation:1,infer_reward:1',
+          'cycles': SMOKE_IMITATION_CYCLES if smoke else IMITATION_CYCLES,
+          'steps': steps['imitation'][0], 'batch_size': steps['imitation'][1],
+          'data': {'mixture': 'chitchat:1,scenarios:4', 'perspective': 'other',
+                   'scenario_perspective': 'partner', 'reaction': 'sentiment'},
+          # Each sub-stage's optimizer starts afresh: a short warm-up for short sub-stages.
+          'optimizer': {p: {'warmup_steps': 2 if smoke else 5}
+                        for p in ('perception', 'behavior', 'prediction')}},
+      final: stage(final, 'final'),
+  })
+  if smoke:
+    config.rl.max_new_tokens = 8
   return config

@@ -1,4 +1,6 @@
-"""Naive kindness (paper 003 Alg. 1) on the same curriculum as configs/empathy.py.
+"""Naive kindness (paper 003 Alg. 1) on the same curriculum as configs/empathy.py, last:
+
+  pretrain → reward_model → finetune → imitation (⇄ infer_reward) → naive_kindness
 
   python -m tomk.main --config=configs/naive_kindness.py --workdir=runs/naive_kindness
   python -m tomk.main --config=configs/naive_kindness.py:smoke --workdir=/tmp/naive-smoke

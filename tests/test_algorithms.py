@@ -163,6 +163,86 @@ def test_kindness_over_all_known_individuals_includes_third_parties():
   assert rewards.tolist() == [-2.0]
 
 
+class _TalkContext:
+  """A stub rollout.Context for imagined talk: sampler call n answers row i of its prompts
+  with '<stream> <n> <i>', and the intrinsic reward of a reply is 10·n + i."""
+
+  def __init__(self, config):
+    self.config, self.calls = config, []
+    self.reward_functions = {
+        'extrinsic': lambda p, r: np.zeros(len(r)),
+        'intrinsic': lambda p, r: np.asarray([10.0 * int(x.split()[1]) + int(x.split()[2])
+                                              for x in r], np.float32)}
+
+  def sample(self, params, prompts, key, stream, num_samples=1):
+    self.calls.append((stream, list(prompts)))
+    return [(stream, len(self.calls), i) for i in range(len(prompts))]
+
+  def decode(self, samples):
+    return [f'{stream} {n} {i}' for stream, n, i in samples]
+
+
+def test_kindness_over_future_turns_discounts_each_simulated_reply():
+  config = _config('empathy')
+  config.kindness.update(horizon=2, gamma=0.5)
+  context = _TalkContext(config)
+  conversations = [_conversation(), _conversation()]
+  rewards, metrics = kindness.estimated_rewards(context, None, conversations,
+                                                ['Here is tea.', 'Cake!'], jax.random.key(0),
+                                                'prediction')
+  # One sampler call per simulated turn, all rows at once: Ann replies, Sam answers, Ann replies.
+  assert [(stream, len(prompts)) for stream, prompts in context.calls] == [
+      ('prediction', 2), ('behavior', 2), ('prediction', 2)]
+  r1, r2 = np.asarray([10.0, 11.0]), np.asarray([30.0, 31.0])      # calls 1 and 3
+  np.testing.assert_allclose(rewards, r1 + 0.5 * r2)
+  assert metrics['reward/turn_0'] == 10.5 and metrics['reward/turn_1'] == 30.5
+  # Sam answers Ann's simulated reply from Sam's own perspective ...
+  sam = context.calls[1][1][0]
+  assert sam.endswith('<self> Here is tea.<eot><other> Ann: prediction 1 0<eot><self> ')
+  # ... and Ann sees the whole switched history, Sam's second response included.
+  ann = context.calls[2][1][0]
+  assert ann.startswith('<other> Zoe: Keep the cake for me, Sam.<eot>')
+  assert ann.endswith('<other> Sam: Here is tea.<eot><self> prediction 1 0<eot>'
+                      '<other> Sam: behavior 2 0<eot><self> ')
+  assert [p for p, _ in context.last_simulated] == context.calls[0][1] + context.calls[2][1]
+
+  # horizon = 1: the next reply alone, as before the horizon existed.
+  config.kindness.horizon = 1
+  context = _TalkContext(config)
+  rewards, metrics = kindness.estimated_rewards(context, None, conversations,
+                                                ['Here is tea.', 'Cake!'], jax.random.key(0),
+                                                'prediction')
+  assert [stream for stream, _ in context.calls] == ['prediction']
+  np.testing.assert_array_equal(rewards, np.asarray([10.0, 11.0], np.float32))
+  assert 'reward/turn_0' not in metrics
+
+
+def test_inferred_kindness_over_future_turns_scores_each_switched_state(monkeypatch):
+  config = _config('empathy')
+  config.kindness.update(horizon=2, gamma=0.5, reward='inferred')
+  seen = []
+  def estimate(context, params, views):
+    seen.append(views)
+    return np.asarray([len(v.turns) for v in views], np.float32)     # r̂ = turns so far
+  monkeypatch.setattr(kindness.infer_reward, 'estimate', estimate)
+  context = _TalkContext(config)
+  rewards, _ = kindness.estimated_rewards(context, None, [_conversation()], ['Here is tea.'],
+                                          jax.random.key(0), 'prediction')
+  # sʲ₀ = s + a (4 turns), sʲ₁ adds Ann's reply and Sam's answer (6); no reply after the last.
+  np.testing.assert_allclose(rewards, [4.0 + 0.5 * 6.0])
+  assert [stream for stream, _ in context.calls] == ['prediction', 'behavior']
+  assert [v.perspective for views in seen for v in views] == ['Ann', 'Ann']
+
+
+@pytest.mark.parametrize('update, fix', [({'horizon': 0}, 'integer >= 1'),
+                                          ({'gamma': 1.5}, r'in \[0, 1\]')])
+def test_bad_kindness_horizon_names_the_fix(update, fix):
+  config = _config('empathy')
+  config.kindness.update(update)
+  with pytest.raises(ValueError, match=fix):
+    config_lib.validate(config)
+
+
 def test_training_never_reads_ground_truth(data_dir, monkeypatch, tmp_path):
   from tomk.socialworld import scenarios
   def forbidden(*args, **kwargs):

@@ -75,8 +75,11 @@ def base() -> ml_collections.ConfigDict:
   # over the partner or all known individuals. reward='simulate': IRF is the sentiment of
   # j's simulated reply âʲ; 'inferred': IRF is the reward head's r̂(sʲ) (train it first
   # with an infer_reward stage), no reply simulated unless w_ext needs one.
+  # horizon: j's simulated replies scored (001 Eq. 1's future turns; 1 = the next reply
+  # only, >1 = the model answers again and j replies again ...), Rʲ = Σₜ gammaᵗ·Rʲₜ.
+  # gamma only matters with horizon > 1.
   config.kindness = ml_collections.ConfigDict(dict(individuals='partner', w_ext=0.0, w_int=1.0,
-                                                   reward='simulate'))
+                                                   reward='simulate', horizon=1, gamma=0.9))
 
   # A curriculum: comma-separated stage names, each a key of config.stages holding the
   # overrides of that stage ('' = one stage, this config).

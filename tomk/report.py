@@ -4,7 +4,8 @@
   python -m tomk.report --workdir=W         # regenerates them from the files in W
 
 report.md holds the stages (algorithm, steps, global steps), one table of the
-evaluation (SPEC §6) with a column per stage, read from eval/<stage>.json (each cell
+evaluation (SPEC §6) with a column per evaluated stage (of an interleaved stage, its
+last sub-stage), read from eval/<stage>.json (each cell
 `value (n)`), and the plots: training curves from metrics.jsonl (curves_<group>.png, a
 panel per metric, x the global step, a colour per stage, stage boundaries dashed) and
 the table's numbers across stages (evaluation.png). Only files are read: no model.
@@ -205,19 +206,22 @@ def write(workdir: str) -> str:
   ends = [0]
   for _, stage_config in stages:
     ends.append(ends[-1] + stage_config.steps)
-  evaluations = _stage_evaluations(workdir, names)
+  columns = curriculum.evaluated(stages)     # an interleaved stage: its last sub-stage only
+  evaluations = _stage_evaluations(workdir, columns)
   settings = evaluation.settings(config)
   table_rows = rows(evaluations, tuple(settings.splits))
-  evaluation_table = table(names, table_rows)
+  evaluation_table = table(columns, table_rows)
 
   plot_dir = os.path.join(workdir, 'plots')
   os.makedirs(plot_dir, exist_ok=True)
   files = plot_curves(compare.read_run(workdir), names, ends[1:-1], plot_dir)
-  files.append(plot_evaluation(names, table_rows, plot_dir))
+  files.append(plot_evaluation(columns, table_rows, plot_dir))
   files = [f for f in files if f]
 
   stage_rows = []
-  for (name, stage_config), start, end, results in zip(stages, ends, ends[1:], evaluations):
+  by_stage = dict(zip(columns, evaluations))
+  for (name, stage_config), start, end in zip(stages, ends, ends[1:]):
+    results = by_stage.get(name)
     policy = curriculum.policy_stage(stages, name)
     evaluated = MISSING if results is None else f'step {results["step"]}' + (
         '' if policy == name else f' of {policy} (the policy this stage left)')

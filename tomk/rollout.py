@@ -31,6 +31,15 @@ def scenario_prompts(families: Sequence[str], split: str, seed: int, step: int, 
   return out
 
 
+def simulation_prompt_len(config) -> int:
+  """The sampler's fixed prompt length (one compile): a prompt and, for kindness, the
+  turns simulated after it, each a reply of at most max_new_tokens plus a name: the
+  response and the partner's reply for kindness.horizon = 1, two more turns per further
+  reply. Longer prompts keep their end (sampler.left_pad)."""
+  horizon = config.kindness.get('horizon', 1) if 'kindness' in config else 1
+  return config.rl.prompt_len + (2 * horizon - 1) * (config.rl.max_new_tokens + 16)
+
+
 @dataclasses.dataclass
 class Context:
   """What an algorithm's reward function may use: the model, sampler and text codecs.

@@ -226,10 +226,9 @@ class RolloutSource:
     sampling = SamplingConfig(config.rl.max_new_tokens, config.rl.temperature, config.rl.top_k,
                               config.rl.top_p)
     self.context = rollout.Context(
-        # The partner's view adds the response and a name: a fixed length for it too.
         built.model, tokenizer,
         Sampler(built.model, tokenizer.eot_id, tokenizer.pad_id,
-                prompt_len=config.rl.prompt_len + config.rl.max_new_tokens + 16),
+                prompt_len=rollout.simulation_prompt_len(config)),
         sampling, config,
         {k: rollout.reward_function(v, workdir) for k, v in config.rewards.items()})
     self.logprob_fn = jax.jit(lambda p, b: rl.token_logprobs(built.model, p, b))
@@ -288,11 +287,14 @@ def run(config, workdir: str) -> dict:
   writer = metrics_lib.Writer(workdir, resume_step=resume_step)
 
   # --- Stages, each evaluated (SPEC §6) when it ends: eval/<stage>.json -----------------------
+  # (an interleaved stage only after its last sub-stage: curriculum.evaluated)
   params, summary, results = None, {}, None
+  evaluated = curriculum.evaluated(stages)
   for (name, stage_config), offset in zip(stages, offsets):
     params, summary = run_stage(stage_config, name, workdir, mesh, tokenizer, eval_batches,
                                 writer, offset, params)
-    results = _evaluate_stage(workdir, stages, name) or results
+    if name in evaluated:
+      results = _evaluate_stage(workdir, stages, name) or results
   writer.close()
 
   # --- The last stage's evaluation is the run's (eval.json); report.md and plots --------------

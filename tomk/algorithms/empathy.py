@@ -9,7 +9,8 @@
   nll_beh on a gated by max(0, Rⁱ)    → behavior only
 
 With kindness.individuals = 'all' the reward sums Rʲ over every known individual
-of the conversation (001 Eq. 1), third parties who spoke earlier included.
+of the conversation (001 Eq. 1), third parties who spoke earlier included; with
+kindness.horizon = H it scores H simulated replies of each, γ-discounted (kindness.py).
 """
 import jax
 

@@ -9,6 +9,17 @@ person's hidden wants are never read.
 With kindness.reward = 'inferred' the intrinsic term is j's inferred reward instead,
 read from the switched state by the prediction side's reward head (infer_reward):
 Rʲ = w_ext·RLHF(sʲ, âʲ) + w_int·r̂(sʲ); a reply is simulated only for the RLHF term.
+
+Future turns (001 Eq. 1: γ-discounted over the turns to come). With kindness.horizon
+= H > 1 the talk with each j goes on in imagination: after j's simulated reply âʲ₀
+the model's behavior stream answers from its own perspective (aₜ ~ π_B), j replies
+again from j's (âʲₜ, the simulator stream), and so on for H replies of j:
+
+  Rʲ = Σ_{t<H} γᵗ · Rʲₜ      Rʲₜ scores sʲₜ = S(s + a + âʲ₀ + a₁ + … + aₜ) and âʲₜ
+
+as above (the inferred reward scores each switched state sʲₜ with r̂). Each j has
+an imagined future of their own with the model (others stay silent in it). Every
+simulated turn is one sampler call over all rows. H = 1 is the single reply above.
 """
 from __future__ import annotations
 
@@ -26,6 +37,12 @@ def check(config) -> None:
   reward = config.kindness.get('reward', 'simulate')
   if reward not in REWARDS:
     raise ValueError(f'kindness.reward={reward!r}: use one of {REWARDS}.')
+  horizon, gamma = config.kindness.get('horizon', 1), config.kindness.get('gamma', 1.0)
+  if not isinstance(horizon, int) or horizon < 1:
+    raise ValueError(f'kindness.horizon={horizon!r} counts the partner\'s simulated replies; '
+                     f'set it to an integer >= 1 (1: the next reply only).')
+  if not 0.0 <= gamma <= 1.0:
+    raise ValueError(f'kindness.gamma={gamma!r} discounts later turns; set it in [0, 1].')
   if reward == 'inferred':
     infer_reward.check(config)
 
@@ -41,24 +58,16 @@ def known_individuals(conversation, who: str) -> list[str]:
   raise ValueError(f"kindness.individuals={who!r}: use 'partner' or 'all'.")
 
 
-def estimated_rewards(context, params, conversations, responses, key, simulator: str):
+def _turn_rewards(context, params, views, key, simulator, reply_needed):
+  """Rʲₜ for each view (a state from j's perspective) and j's simulated replies (or None)."""
   config = context.config.kindness
   reward = config.get('reward', 'simulate')
-  if reward not in REWARDS:
-    raise ValueError(f'kindness.reward={reward!r}: use one of {REWARDS}.')
-  views, owners = [], []
-  for row, (c, response) in enumerate(zip(conversations, responses)):
-    after = c.append(c.perspective, response)                       # s + a
-    for person in known_individuals(c, config.individuals):
-      views.append(conversation_lib.switch(after, person))          # sʲ = S(s + a)
-      owners.append(row)
   per_view = np.zeros(len(views), np.float32)
-  metrics = {'reward/simulated_individuals': len(views) / max(len(conversations), 1)}
+  inferred, prompts, replies = None, None, None
   if reward == 'inferred' and config.w_int:
     inferred = infer_reward.estimate(context, params, views)        # r̂(sʲ)
     per_view += config.w_int * inferred
-    metrics['reward/inferred'] = float(inferred.mean()) if len(views) else 0.0
-  if reward == 'simulate' or config.w_ext:
+  if reward == 'simulate' or config.w_ext or reply_needed:
     prompts = [conversation_lib.prompt_for(v) for v in views]
     samples = context.sample(params, prompts, key, stream=simulator)  # âʲ ~ P(sʲ)
     replies = context.decode(samples)
@@ -66,7 +75,48 @@ def estimated_rewards(context, params, conversations, responses, key, simulator:
       per_view += config.w_ext * np.asarray(context.reward_functions['extrinsic'](prompts, replies))
     if config.w_int and reward == 'simulate':
       per_view += config.w_int * np.asarray(context.reward_functions['intrinsic'](prompts, replies))
-    context.last_simulated = list(zip(prompts, replies))   # for inspection and tests
+  return per_view, inferred, prompts, replies
+
+
+def estimated_rewards(context, params, conversations, responses, key, simulator: str):
+  config = context.config.kindness
+  reward = config.get('reward', 'simulate')
+  if reward not in REWARDS:
+    raise ValueError(f'kindness.reward={reward!r}: use one of {REWARDS}.')
+  horizon, gamma = config.get('horizon', 1), config.get('gamma', 1.0)
+  views, selves, owners = [], [], []
+  for row, (c, response) in enumerate(zip(conversations, responses)):
+    after = c.append(c.perspective, response)                       # s + a
+    for person in known_individuals(c, config.individuals):
+      views.append(conversation_lib.switch(after, person))          # sʲ = S(s + a)
+      selves.append(c.perspective)
+      owners.append(row)
+  metrics = {'reward/simulated_individuals': len(views) / max(len(conversations), 1)}
+  per_view, inferred_means, simulated = None, [], []
+  for t in range(horizon):
+    if t:   # the talk goes on: the model answers j's reply from its own perspective, aₜ ~ π_B
+      prompts = [conversation_lib.prompt_for(conversation_lib.switch(v, me))
+                 for v, me in zip(views, selves)]
+      answers = context.decode(context.sample(params, prompts, jax.random.fold_in(key, 2 * t),
+                                              stream='behavior'))
+      views = [v.append(me, a) for v, me, a in zip(views, selves, answers)]
+    turn_key = key if t == 0 else jax.random.fold_in(key, 2 * t + 1)
+    rewards_t, inferred, prompts, replies = _turn_rewards(
+        context, params, views, turn_key, simulator, reply_needed=t < horizon - 1)
+    per_view = rewards_t if t == 0 else per_view + np.float32(gamma ** t) * rewards_t
+    if horizon > 1:
+      metrics[f'reward/turn_{t}'] = float(rewards_t.mean()) if len(views) else 0.0
+    if inferred is not None:
+      inferred_means.append(float(inferred.mean()) if len(views) else 0.0)
+    if replies is not None:
+      simulated += list(zip(prompts, replies))
+      if t < horizon - 1:     # j's reply joins the history, from j's own perspective
+        views = [v.append(v.perspective, r) for v, r in zip(views, replies)]
+  if inferred_means:
+    metrics['reward/inferred'] = float(np.mean(inferred_means))
+  if simulated:
+    # For inspection and tests: (prompt, simulated reply) of every turn, turn by turn.
+    context.last_simulated = simulated
   rewards = np.zeros(len(conversations), np.float32)
   np.add.at(rewards, owners, per_view)
   return rewards, metrics
