@@ -38,17 +38,22 @@ FINAL = 'empathy'      # configs/rlhf.py and configs/naive_kindness.py swap the 
 # from the number of updates, not tokens (see configs/pretrain_social.py). Not yet timed
 # at full size: the 20-minute goal on 2 cores is unmeasured.
 STAGES = {
-    'pretrain': (500, 8),
-    'reward_model': (150, 32),
+    'pretrain': (450, 8),
+    'reward_model': (120, 32),
     'finetune': (30, 16),
     'imitation': (40, 8),
     'final': (60, 16),
 }
 # Every stage is evaluated as it ends (five times a run): smaller than the defaults, so
 # evaluation costs about as much as one stage rather than several.
-EVALUATION = dict(stories_per_label=10, scenarios_per_family=10, chitchat_conversations=25,
+EVALUATION = dict(stories_per_label=10, scenarios_per_family=10, chitchat_conversations=16,
                   windows_per_conversation=2)
 IMITATION_CYCLES = 2
+# The RL stages (finetune and the last) fine-tune a pre-trained policy: a tenth of the
+# language-model learning rate, with a short warm-up. At the language-model rate (3e-3)
+# finetune hacked the reward model within 30 steps (its score 1.2 → 10.5) into
+# "ay for ay for afififi…", and the partners' true reward fell to 0 (measured).
+RL_OPTIMIZER = dict(learning_rate=3e-4, warmup_steps=5)
 SMOKE = {
     'pretrain': (10, 8),
     'reward_model': (4, 8),
@@ -70,10 +75,13 @@ def get_config(arg=None, final=FINAL):
   config.curriculum = f'pretrain,reward_model,finetune,imitation,{final}'
   stage = lambda algorithm, name: dict(algorithm=algorithm, steps=steps[name][0],
                                        batch_size=steps[name][1])
+  rl_stage = lambda algorithm, name: dict(
+      stage(algorithm, name),
+      optimizer={p: RL_OPTIMIZER for p in ('perception', 'behavior', 'prediction')})
   config.stages = ml_collections.ConfigDict({
       'pretrain': stage('pretrain', 'pretrain'),
       'reward_model': stage('reward_model', 'reward_model'),
-      'finetune': stage('finetune', 'finetune'),
+      'finetune': rl_stage('finetune', 'finetune'),
       # Others' words from their perspective (Alg. 3) and their reactions (§4.2.4).
       'imitation': {
           'interleave': 'imitation:1,infer_reward:1',
@@ -84,7 +92,7 @@ def get_config(arg=None, final=FINAL):
           # Each sub-stage's optimizer starts afresh: a short warm-up for short sub-stages.
           'optimizer': {p: {'warmup_steps': 2 if smoke else 5}
                         for p in ('perception', 'behavior', 'prediction')}},
-      final: stage(final, 'final'),
+      final: rl_stage(final, 'final'),
   })
   if smoke:
     config.rl.max_new_tokens = 8

@@ -54,6 +54,21 @@ def test_tokenizer_turns_encode_like_the_whole_text(small_tokenizer):
   assert sum(small_tokenizer.encode_batch(turns), []) == small_tokenizer.encode(''.join(turns))
 
 
+@pytest.mark.parametrize('speaker', ['Model', 'Alice'])
+def test_prompt_tokens_are_a_prefix_of_the_finished_conversation(small_tokenizer, speaker):
+  # A reply generated after the prompt must continue it as training text does: the
+  # turn opening's trailing space belongs to the reply's first word, not a lone '▁'.
+  c = conversation.Conversation(
+      (conversation.Turn('Alice', 'Could you pass the salt?'),), perspective='Model')
+  prompt = conversation.prompt_for(c, speaker)
+  assert prompt.endswith(' ')
+  finished = small_tokenizer.encode(prompt + 'Sure, here it is.<eot>')
+  tokens = small_tokenizer.encode_prompt(prompt)
+  assert finished[:len(tokens)] == tokens and len(finished) > len(tokens)
+  assert small_tokenizer.encode(prompt) != tokens     # encode() would end with a lone '▁'
+  assert small_tokenizer.decode(finished[len(tokens):]) == ' Sure, here it is.<eot>'
+
+
 def test_tokenizer_decode_drops_padding(small_tokenizer):
   ids = small_tokenizer.encode('<self> Hello<eot>')
   assert small_tokenizer.decode(ids + [small_tokenizer.pad_id] * 3) == '<self> Hello<eot>'

@@ -11,17 +11,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO, run_main
+from conftest import PRETRAIN_SMOKE, REPO
 from tomk.evaluation import perspective, scoring, theory_of_mind
 from tomk.model import STREAMS
 from tomk.socialworld import stories
 
 
 @pytest.fixture(scope='module')
-def evaluated_run(data_dir, tmp_path_factory):
-  """A smoke training run, then `python -m tomk.evaluate` on it: (workdir, stdout, seconds)."""
-  workdir = str(tmp_path_factory.mktemp('evaluate'))
-  run_main(workdir)
+def evaluated_run(pretrain_smoke):
+  """The pretrain smoke run (conftest), then `python -m tomk.evaluate` on it:
+  (workdir, stdout, seconds)."""
+  workdir = pretrain_smoke[0]
+  os.remove(os.path.join(workdir, 'eval.json'))      # training wrote one: the CLI must too
   start = time.perf_counter()
   result = subprocess.run([sys.executable, '-m', 'tomk.evaluate', f'--workdir={workdir}'],
                           cwd=REPO, capture_output=True, text=True, timeout=300,
@@ -31,6 +32,7 @@ def evaluated_run(data_dir, tmp_path_factory):
   return workdir, result.stdout, seconds
 
 
+@PRETRAIN_SMOKE
 def test_cli_prints_the_table_and_writes_eval_json(evaluated_run):
   workdir, stdout, seconds = evaluated_run
   print(stdout, f'\npython -m tomk.evaluate took {seconds:.1f} s')
@@ -69,6 +71,7 @@ def trained(evaluated_run):
   return train.load_run(evaluated_run[0])
 
 
+@PRETRAIN_SMOKE
 def test_scorer_matches_model_apply_on_one_example(trained):
   _, model, tokenizer, params, _ = trained
   example = stories.generate('test', seed=7, n=1, question_weights={'first_order': 1.0})[0]

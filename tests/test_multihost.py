@@ -15,11 +15,13 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SMALL_EVALUATION
 
 STEPS = 40
 ARGS = (f'--config.steps={STEPS}', '--config.log_every=5', '--config.eval_every=20',
-        '--config.checkpoint_every=5', '--config.eval_batches=1')
+        '--config.checkpoint_every=5', '--config.eval_batches=1', *SMALL_EVALUATION)
+# The tests that read the module's runs: one xdist worker makes them once.
+MULTIHOST_RUNS = pytest.mark.xdist_group('multihost')
 
 # One process, 8 devices, reading what processes 0 and 1 of 2 read, row-concatenated in
 # process order (the order make_array_from_process_local_data lays them on the mesh).
@@ -93,7 +95,9 @@ def reference(data_dir, tmp_path_factory):
       [sys.executable, str(script), '--config=configs/pretrain.py:smoke',
        f'--workdir={workdir / "run"}', '--config.mesh.data=8', *ARGS], cwd=REPO,
       capture_output=True, text=True, timeout=600,
-      env={**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
+      # A script outside the repository: tomk must be importable from REPO, installed or not.
+      env={**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
+           'PYTHONPATH': os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')]))})
   assert result.returncode == 0, result.stderr[-3000:]
   return _records(workdir / 'run')
 
@@ -116,6 +120,7 @@ def preempted_then_resumed(reference, tmp_path_factory):
   return workdir, (first.returncode, first_out), (second.returncode, second_out)
 
 
+@MULTIHOST_RUNS
 def test_two_processes_preempt_resume_and_match_one_process(reference, preempted_then_resumed):
   workdir, (code1, out1), (code2, out2) = preempted_then_resumed
   assert code1 == 0, out1[-3000:]
@@ -132,6 +137,7 @@ def test_two_processes_preempt_resume_and_match_one_process(reference, preempted
         np.testing.assert_allclose(b[key], a[key], rtol=2e-4, err_msg=f'step {a["step"]} {key}')
 
 
+@MULTIHOST_RUNS
 def test_only_process_zero_writes_logs(preempted_then_resumed):
   workdir, (_, out1), (_, out2) = preempted_then_resumed
   for out in (out1, out2):
@@ -142,6 +148,7 @@ def test_only_process_zero_writes_logs(preempted_then_resumed):
   assert len(os.listdir(workdir / 'tensorboard')) == 2
 
 
+@MULTIHOST_RUNS
 def test_checkpoints_are_written_by_both_processes(preempted_then_resumed):
   workdir, _, _ = preempted_then_resumed
   final = workdir / 'checkpoints' / 'pretrain' / str(STEPS)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_main
+from conftest import KINDNESS_CURRICULUM, REPO, run_main
 from tomk.evaluation import theory_of_mind
 
 STAGES = ('pretrain', 'reward_model')
@@ -15,6 +15,9 @@ STAGES = ('pretrain', 'reward_model')
 # pretrain left it, so its column evaluates pretrain's parameters again, now with a
 # reward model to score them.
 ARGS = ('--config.curriculum=' + ','.join(STAGES),)
+# Its stages are the first two of the smoke runs of the whole curriculum in
+# tests/test_configs.py: on the same xdist worker, they compile once.
+pytestmark = KINDNESS_CURRICULUM
 
 
 @pytest.fixture(scope='module')

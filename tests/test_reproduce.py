@@ -1,8 +1,8 @@
 """Tests of tomk.reproduce: finding the first difference, and re-running real smoke runs.
 
-The runs come from test_sweep.py's 3 × 2 smoke sweep (re-invoking it skips finished
-points, so after test_sweep.py it costs seconds); each re-run then hits the shared
-compilation cache.
+The runs come from test_sweep.py's 3 × 2 smoke sweep. The tests of both files that read it
+are marked SMOKE_SWEEP, so one xdist worker runs them and the second file's fixture only
+re-invokes the finished sweep (seconds); each re-run then hits the shared compilation cache.
 """
 import json
 import os
@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 
-from test_sweep import REPO, _env, smoke_sweep  # pylint: disable=unused-import
+from test_sweep import REPO, SMOKE_SWEEP, smoke_sweep  # pylint: disable=unused-import
 from tomk import provenance
 from tomk import reproduce
 
@@ -28,16 +28,15 @@ def test_first_difference():
   assert (d.metric, d.rerun) == ('y', '<absent>')
 
 
-def _reproduce(workdir, into, env):
+def _reproduce(workdir, into):
   return subprocess.run([sys.executable, '-m', 'tomk.reproduce', workdir, '--into', into],
-                        cwd=REPO, capture_output=True, text=True, env=env)
+                        cwd=REPO, capture_output=True, text=True)
 
 
-def test_reproduce_matches_then_names_a_deliberate_change(smoke_sweep, tmp_path,
-                                                          tmp_path_factory):
-  env = _env(tmp_path_factory)
+@SMOKE_SWEEP
+def test_reproduce_matches_then_names_a_deliberate_change(smoke_sweep, tmp_path):
   original = os.path.join(smoke_sweep, 'seed=1,optimizer.behavior.learning_rate=0.003')
-  result = _reproduce(original, str(tmp_path / 'again'), env)
+  result = _reproduce(original, str(tmp_path / 'again'))
   assert result.returncode == 0, result.stdout + result.stderr
   assert 'MATCH: metrics.jsonl' in result.stdout
 
@@ -50,7 +49,7 @@ def test_reproduce_matches_then_names_a_deliberate_change(smoke_sweep, tmp_path,
   config['optimizer']['behavior']['learning_rate'] = 0.01
   with open(changed / 'config.json', 'w') as f:
     json.dump(config, f)
-  result = _reproduce(str(changed), str(tmp_path / 'changed-again'), env)
+  result = _reproduce(str(changed), str(tmp_path / 'changed-again'))
   assert result.returncode == 1, result.stdout + result.stderr
   # Step 0 (evaluation before training) agrees; the first logged training step does not.
   records = reproduce._records  # pylint: disable=protected-access

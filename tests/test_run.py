@@ -10,7 +10,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import REPO, run_main
+from conftest import PRETRAIN_SMOKE, REPO, SMALL_EVALUATION, run_main
 
 
 def _records(workdir):
@@ -34,16 +34,9 @@ def _assert_trees_equal(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-@pytest.fixture(scope='module')
-def smoke_run(data_dir, tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp('smoke'))
-  start = time.perf_counter()
-  result = run_main(workdir)
-  return workdir, result, time.perf_counter() - start
-
-
-def test_smoke_run_writes_the_workdir(smoke_run):
-  workdir, result, seconds = smoke_run
+@PRETRAIN_SMOKE
+def test_smoke_run_writes_the_workdir(pretrain_smoke):
+  workdir, result, seconds, _ = pretrain_smoke
   assert seconds < 60, f'smoke run took {seconds:.0f} s'
   for name in ('config.json', 'metrics.jsonl', 'checkpoints', 'tensorboard'):
     assert os.path.exists(os.path.join(workdir, name)), name
@@ -61,23 +54,27 @@ def test_smoke_run_writes_the_workdir(smoke_run):
   assert 'done: 20 steps' in result.stdout
 
 
-def test_same_config_and_seed_give_byte_identical_metrics(smoke_run, tmp_path):
-  workdir, _, _ = smoke_run
-  run_main(tmp_path / 'again')
+@PRETRAIN_SMOKE
+def test_same_config_and_seed_give_byte_identical_metrics(pretrain_smoke):
+  workdir, _, _, first = pretrain_smoke       # the first compiled, the second read the cache
   assert open(f'{workdir}/metrics.jsonl', 'rb').read() == \
-      open(tmp_path / 'again' / 'metrics.jsonl', 'rb').read()
+      open(f'{first}/metrics.jsonl', 'rb').read()
 
 
-def test_rerun_on_finished_workdir_resumes_without_redoing(smoke_run):
-  workdir, _, _ = smoke_run
+@PRETRAIN_SMOKE
+def test_rerun_on_finished_workdir_resumes_without_redoing(pretrain_smoke):
+  workdir, _, _, _ = pretrain_smoke
   before = open(f'{workdir}/metrics.jsonl', 'rb').read()
   result = run_main(workdir)
   assert 'resuming' in result.stdout
   assert open(f'{workdir}/metrics.jsonl', 'rb').read() == before
 
 
-LONG = ('--config.steps=300', '--config.log_every=10', '--config.checkpoint_every=10',
-        '--config.eval_every=100')
+# Long enough that a signal sent once a checkpoint is saved (step 10 or 30) lands mid-run,
+# with 70 steps to spare on a loaded machine.
+LONG_STEPS = 100
+LONG = (f'--config.steps={LONG_STEPS}', '--config.log_every=10', '--config.checkpoint_every=10',
+        '--config.eval_every=100', *SMALL_EVALUATION)
 
 
 def test_sigkill_mid_run_then_resume_matches_uninterrupted(data_dir, tmp_path):
@@ -90,23 +87,24 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(data_dir, tmp_path):
   checkpoints = killed / 'checkpoints' / 'pretrain'
   while time.time() < deadline and process.poll() is None:
     done = [int(s) for s in os.listdir(checkpoints) if s.isdigit()] if checkpoints.exists() else []
-    if done and max(done) >= 50:
+    if done and max(done) >= 30:
       break
     time.sleep(0.02)
   assert process.poll() is None, 'the run ended before it could be killed'
   process.send_signal(signal.SIGKILL)
   process.wait()
   interrupted_at = max(r['step'] for r in _records(killed))
-  assert interrupted_at < 300
+  assert interrupted_at < LONG_STEPS
   result = run_main(killed, *LONG)
   assert 'resuming' in result.stdout
   assert open(full / 'metrics.jsonl', 'rb').read() == open(killed / 'metrics.jsonl', 'rb').read()
   _assert_trees_equal(_final_params(full), _final_params(killed))
 
 
-def test_eight_devices_match_one_device(smoke_run, tmp_path):
-  workdir, _, _ = smoke_run
-  run_main(tmp_path / 'eight', '--config.mesh.data=8',
+@PRETRAIN_SMOKE
+def test_eight_devices_match_one_device(pretrain_smoke, tmp_path):
+  workdir, _, _, _ = pretrain_smoke
+  run_main(tmp_path / 'eight', '--config.mesh.data=8', *SMALL_EVALUATION,
            env={'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
   one, eight = _records(workdir), _records(tmp_path / 'eight')
   assert [r['step'] for r in one] == [r['step'] for r in eight]
@@ -129,8 +127,9 @@ def test_bad_input_fails_with_a_clear_message(data_dir, tmp_path, overrides, env
   assert message in result.stderr + result.stdout
 
 
-def test_workdir_with_a_different_config_is_refused_naming_keys(smoke_run):
-  workdir, _, _ = smoke_run
+@PRETRAIN_SMOKE
+def test_workdir_with_a_different_config_is_refused_naming_keys(pretrain_smoke):
+  workdir, _, _, _ = pretrain_smoke
   result = run_main(workdir, '--config.seed=7', '--config.batch_size=16', check=False)
   assert result.returncode != 0
   assert 'seed: saved 0, now 7' in result.stderr and 'batch_size' in result.stderr
@@ -161,5 +160,5 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(data_dir, tmp_path):
   assert process.returncode == 0, out
   assert 'preempted: saved step' in out
   saved = int(out.split('preempted: saved step ')[1].split(';')[0])
-  assert saved < 300 and (workdir / 'checkpoints' / 'pretrain' / str(saved)).exists()
+  assert saved < LONG_STEPS and (workdir / 'checkpoints' / 'pretrain' / str(saved)).exists()
   assert f'from step {saved}' in run_main(workdir, *LONG).stdout

@@ -9,14 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, run_main
+from conftest import PRETRAIN_SMOKE, REPO, SMALL_EVALUATION, run_main
 
 EIGHT = {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}
-# Every run here uses these overrides: short, so three runs fit in a test; the smoke model
-# (d_model 32, 2 heads, ffn 64, vocab 512) divides by the fsdp and tensor axes of size 2.
-SHORT = ('--config.steps=10', '--config.log_every=5', '--config.eval_every=5',
-         '--config.checkpoint_every=10', '--config.eval_batches=1')
-# data=8 alone is tests/test_run.py::test_eight_devices_match_one_device (not run twice).
+# The pretrain meshes run configs/pretrain.py:smoke and compare with its one-device run
+# (conftest's pretrain_smoke); the smoke model (d_model 32, 2 heads, ffn 64, vocab 512)
+# divides by the fsdp and tensor axes of size 2. data=8 alone is
+# tests/test_run.py::test_eight_devices_match_one_device (not run twice).
 MESHES = {
     'data2_fsdp2_tensor2': ('--config.mesh.data=2', '--config.mesh.fsdp=2',
                             '--config.mesh.tensor=2'),
@@ -42,21 +41,12 @@ def assert_same_losses(expected, actual, rtol=2e-4, atol=0.0, minimum=8):
   assert compared >= minimum
 
 
-@pytest.fixture(scope='module')
-def one_device(data_dir, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp('one_device')
-  run_main(workdir, *SHORT)
-  return _records(workdir)
-
-
 # RLHF alone from a random start, rewarded by the simulated rater: rollouts (sampling with
 # the KV cache), rewards, group advantages, the PPO loss. Random draws are the same under
 # any sharding (threefry is partitionable), so every mesh samples the same tokens.
 RL = ('--config.curriculum=rlhf', '--config.rewards.extrinsic=rater',
       '--config.stages.rlhf.steps=4', '--config.log_every=2', '--config.eval_every=2',
-      '--config.checkpoint_every=4', '--config.eval_batches=1',
-      '--config.evaluation.stories_per_label=1', '--config.evaluation.scenarios_per_family=1',
-      '--config.evaluation.chitchat_conversations=2')
+      '--config.checkpoint_every=4', '--config.eval_batches=1', *SMALL_EVALUATION)
 RL_MESHES = {'data8': ('--config.mesh.data=8',), **MESHES}
 RL_MESHES.pop('fsdp8')
 
@@ -68,6 +58,7 @@ def rl_one_device(data_dir, tmp_path_factory):
   return _records(workdir)
 
 
+@pytest.mark.xdist_group('scale_rl')
 @pytest.mark.parametrize('mesh', sorted(RL_MESHES))
 def test_rl_on_sharded_mesh_matches_one_device(rl_one_device, tmp_path, mesh):
   run_main(tmp_path / mesh, *RL, *RL_MESHES[mesh], config='configs/rlhf.py:smoke', env=EIGHT)
@@ -80,10 +71,11 @@ def test_rl_on_sharded_mesh_matches_one_device(rl_one_device, tmp_path, mesh):
   np.testing.assert_allclose(*zip(*rewards), rtol=1e-5)   # the same samples, the same rewards
 
 
+@PRETRAIN_SMOKE
 @pytest.mark.parametrize('mesh', sorted(MESHES))
-def test_sharded_mesh_matches_one_device(one_device, tmp_path, mesh):
-  run_main(tmp_path / mesh, *SHORT, *MESHES[mesh], env=EIGHT)
-  assert_same_losses(one_device, _records(tmp_path / mesh))
+def test_sharded_mesh_matches_one_device(pretrain_smoke, tmp_path, mesh):
+  run_main(tmp_path / mesh, *MESHES[mesh], *SMALL_EVALUATION, env=EIGHT)
+  assert_same_losses(_records(pretrain_smoke[0]), _records(tmp_path / mesh))
   with open(tmp_path / mesh / 'config.json') as f:
     saved = json.load(f)['mesh']
   expected = {'data': -1, 'fsdp': 1, 'tensor': 1}
@@ -132,6 +124,7 @@ def fsdp8():
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.xdist_group('scale_fsdp8')
 def test_fsdp_holds_one_nth_of_each_parameter_per_device(fsdp8):
   embedding = fsdp8['params']["['perception']['embedding']"]
   assert embedding == [[512, 32], [512, 4], 8]           # ('vocab', 'embed'): embed over fsdp
@@ -143,12 +136,14 @@ def test_fsdp_holds_one_nth_of_each_parameter_per_device(fsdp8):
     assert np.prod(shard) * 8 == np.prod(shape), name
 
 
+@pytest.mark.xdist_group('scale_fsdp8')
 def test_activation_constraints_reach_the_compiler(fsdp8):
   # flax drops with_logical_constraint unless jax.set_mesh is active (train._in_mesh);
   # without them FSDP ran every matmul over the whole global batch on each device.
   assert fsdp8['constraints'] > 10
 
 
+@pytest.mark.xdist_group('scale_fsdp8')
 def test_aot_report_counts_parameters_and_per_device_bytes(fsdp8):
   report = fsdp8['report']
   assert report['devices'] == 8 and report['parameters'] == 80_128
@@ -166,7 +161,7 @@ def test_aot_report_counts_parameters_and_per_device_bytes(fsdp8):
      'change the model size or the mesh'),
 ])
 def test_mesh_errors_say_what_to_change(data_dir, tmp_path, overrides, message):
-  result = run_main(tmp_path / 'w', *SHORT, *overrides, env=EIGHT, check=False)
+  result = run_main(tmp_path / 'w', *overrides, env=EIGHT, check=False)
   assert result.returncode == 1
   assert message in result.stderr, result.stderr[-2000:]
   assert 'Traceback' not in result.stderr

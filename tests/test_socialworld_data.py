@@ -173,8 +173,11 @@ def test_training_text_is_what_the_evaluator_and_partner_produce(data_dir, sourc
                        **(builders.story_options('balanced') if family == 'story' else {}))
     for text, ex in zip(texts, want):
       if family in builders.STORY_FAMILIES:
-        # Exactly the evaluator's prompt + continuation of the right answer.
-        assert text == stories.prompt(ex) + stories.continuation(ex)
+        # The evaluator's prompt + continuation of the right answer, then the story's
+        # other questions, each answered.
+        assert text.startswith(stories.prompt(ex) + stories.continuation(ex))
+        assert text == stories.text(ex)
+        assert text.count('\nQ: ') == 1 + len(ex.get('more', ()))
       elif family == 'rater':
         assert text == ex['prompt'] + ex['chosen'] + conversation.EOT
       else:

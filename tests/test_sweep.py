@@ -1,9 +1,11 @@
 """Tests of tomk.sweep: sweep building, the runner's bookkeeping, a real 3 × 2 smoke sweep,
 and an interrupted sweep that resumes to the same bytes.
 
-The real sweeps run `python -m tomk.main` on configs/pretrain.py:smoke cut to 6 steps.
-A persistent compilation cache shared by every run of the session makes all but the
-first run of each learning rate skip XLA compilation (~10 s instead of ~30 s a run).
+The real sweeps run `python -m tomk.main` on configs/pretrain.py:smoke cut to 6 steps, with a
+smaller evaluation. The persistent compilation cache shared by every run of the session
+(conftest.py) makes all but the first run of each learning rate skip XLA compilation.
+The tests that read the 3 × 2 sweep (here and in tests/test_reproduce.py) are marked
+SMOKE_SWEEP: one xdist worker runs them, so the sweep is made once.
 """
 import json
 import os
@@ -15,11 +17,12 @@ import time
 
 import pytest
 
+from conftest import REPO, SMALL_EVALUATION
 from tomk import sweep
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = ['--config=configs/pretrain.py:smoke', '--config.steps=6', '--config.log_every=3',
-         '--config.eval_every=6', '--config.checkpoint_every=3']
+         '--config.eval_every=6', '--config.checkpoint_every=3', *SMALL_EVALUATION]
+SMOKE_SWEEP = pytest.mark.xdist_group('smoke_sweep')
 
 
 # --- Building sweeps -------------------------------------------------------------------------
@@ -144,19 +147,12 @@ def test_exit_zero_before_the_last_step_is_not_done(tmp_path, monkeypatch):
   assert not sweep.finished(str(tmp_path / 'seed=0'))
 
 
-def _env(tmp_path_factory):
-  base = tmp_path_factory.getbasetemp()
-  return dict(os.environ, TOMK_DATA_DIR=str(base / 'tomk-data'),
-              JAX_COMPILATION_CACHE_DIR=str(base / 'jax-cache'),
-              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
-
-
 def _sweep_command(sweep_file, sweepdir, *extra):
   return [sys.executable, '-m', 'tomk.sweep', *SMOKE, f'--sweep={sweep_file}',
           f'--sweepdir={sweepdir}', *extra]
 
 
-def test_cli_print_commands_and_failure_exit_code(tmp_path, tmp_path_factory):
+def test_cli_print_commands_and_failure_exit_code(data_dir, tmp_path):
   out = subprocess.run(_sweep_command('configs/sweeps/seeds_x_lr.py', tmp_path / 'sw',
                                       '--print_commands'),
                        cwd=REPO, capture_output=True, text=True, check=True).stdout
@@ -170,7 +166,7 @@ def test_cli_print_commands_and_failure_exit_code(tmp_path, tmp_path_factory):
   bad = tmp_path / 'bad.py'
   bad.write_text('def get_sweep():\n  return [{"batch_size": 0}]\n')
   result = subprocess.run(_sweep_command(str(bad), tmp_path / 'bad'), cwd=REPO,
-                          capture_output=True, text=True, env=_env(tmp_path_factory))
+                          capture_output=True, text=True)
   assert result.returncode == 1, result.stdout + result.stderr
   with open(tmp_path / 'bad' / 'sweep.json') as f:
     point, = json.load(f)['points']
@@ -181,28 +177,29 @@ def test_cli_print_commands_and_failure_exit_code(tmp_path, tmp_path_factory):
 # --- Real sweeps of the smoke config ---------------------------------------------------------
 
 @pytest.fixture(scope='session')
-def smoke_sweep(tmp_path_factory):
+def smoke_sweep(data_dir, tmp_path_factory):
   """3 seeds × 2 learning rates, two at a time; re-invoking it skips what is done."""
   sweepdir = tmp_path_factory.getbasetemp() / 'smoke-sweep'
-  _prepare_data(tmp_path_factory)
+  _prepare_data(data_dir)
   started = time.time()
   result = subprocess.run(_sweep_command('configs/sweeps/seeds_x_lr.py', sweepdir,
                                          '--parallel=2'),
-                          cwd=REPO, capture_output=True, text=True, env=_env(tmp_path_factory))
+                          cwd=REPO, capture_output=True, text=True)
   assert result.returncode == 0, result.stdout + result.stderr
   print(f'3 × 2 smoke sweep: {time.time() - started:.0f} s')
   return str(sweepdir)
 
 
-def _prepare_data(tmp_path_factory):
+def _prepare_data(data_dir):
   """Builds chitchat and the smoke tokenizer once, so parallel runs do not race to."""
   from tomk.data import pipeline  # pylint: disable=g-import-not-at-top
   config = _smoke_config()
-  config.data.data_dir = str(tmp_path_factory.getbasetemp() / 'tomk-data')
+  config.data.data_dir = data_dir
   pipeline.tokenizer_for(config.data)
 
 
-def test_smoke_sweep_and_compare(smoke_sweep, tmp_path_factory):
+@SMOKE_SWEEP
+def test_smoke_sweep_and_compare(smoke_sweep):
   with open(os.path.join(smoke_sweep, 'sweep.json')) as f:
     state = json.load(f)
   assert state['config'] == 'configs/pretrain.py:smoke'
@@ -227,18 +224,18 @@ def test_smoke_sweep_and_compare(smoke_sweep, tmp_path_factory):
 
   # Re-running the finished sweep launches nothing.
   result = subprocess.run(_sweep_command('configs/sweeps/seeds_x_lr.py', smoke_sweep),
-                          cwd=REPO, capture_output=True, text=True, env=_env(tmp_path_factory))
+                          cwd=REPO, capture_output=True, text=True)
   assert result.returncode == 0 and '6 finished before, 0 to run' in result.stdout
 
 
+@SMOKE_SWEEP
 def test_interrupted_sweep_resumes_to_the_same_bytes(smoke_sweep, tmp_path_factory):
   """Kill the sweep's process group once seed 0 finished and seed 1 saved a checkpoint, re-run
   it: seed 0 is not redone, seed 1 resumes, and every run's config.json and metrics.jsonl
   equal the uninterrupted sweep's (its lr 0.003 is the config's default)."""
   sweepdir = tmp_path_factory.getbasetemp() / 'interrupted-sweep'
-  env = _env(tmp_path_factory)
   command = _sweep_command('configs/sweeps/seeds.py:2', sweepdir)
-  runner = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+  runner = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
   first, second = sweepdir / 'seed=0', sweepdir / 'seed=1'
   deadline = time.time() + 240
@@ -252,7 +249,7 @@ def test_interrupted_sweep_resumes_to_the_same_bytes(smoke_sweep, tmp_path_facto
   runner.wait()
   first_mtime = (first / 'metrics.jsonl').stat().st_mtime_ns
 
-  result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
   assert result.returncode == 0, result.stdout + result.stderr
   assert (first / 'metrics.jsonl').stat().st_mtime_ns == first_mtime
   with open(sweepdir / 'sweep.json') as f:

@@ -54,8 +54,8 @@ class Context:
   config: object
   reward_functions: dict[str, Callable]
 
-  def encode(self, texts: Sequence[str]) -> list[list[int]]:
-    return [self.tokenizer.encode(t) for t in texts]
+  def encode(self, prompts: Sequence[str]) -> list[list[int]]:
+    return [self.tokenizer.encode_prompt(p) for p in prompts]
 
   def decode(self, samples) -> list[str]:
     tokens, mask = np.asarray(samples.tokens), np.asarray(samples.mask)

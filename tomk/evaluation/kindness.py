@@ -34,7 +34,7 @@ def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> dict
     for family in scenarios.FAMILIES:
       examples = socialworld.generate(family, split, settings.seed, n=settings.scenarios_per_family)
       prompts = [conversation_lib.prompt_for(ex['conversation']) for ex in examples]
-      encoded = [tokenizer.encode(p) for p in prompts]
+      encoded = [tokenizer.encode_prompt(p) for p in prompts]
       samples = sampler(params, encoded, jax.random.key(settings.seed), config=sampling)
       tokens, mask = np.asarray(samples.tokens), np.asarray(samples.mask)
       responses = [tokenizer.decode([int(t) for t, m in zip(row, keep) if m])
