@@ -81,3 +81,20 @@ def pretrain_smoke(data_dir, tmp_path_factory):
   start = time.perf_counter()
   result = run_main(workdir)
   return workdir, result, time.perf_counter() - start, first
+
+
+@pytest.fixture(scope='session')
+def empathy_smoke(data_dir, tmp_path_factory):
+  """configs/empathy.py:smoke run to completion: (workdir, CompletedProcess). Its tests are
+  marked KINDNESS_CURRICULUM; configs/rlhf.py:smoke and configs/naive_kindness.py:smoke
+  branch from it (tests/test_configs.py)."""
+  workdir = str(tmp_path_factory.mktemp('empathy_smoke'))
+  return workdir, run_main(workdir, config='configs/empathy.py:smoke')
+
+
+def records(workdir, stages=None):
+  """metrics.jsonl's lines, those of `stages` only if given (bytes compared, not parsed)."""
+  import json  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(str(workdir), 'metrics.jsonl')) as f:
+    lines = [line for line in f if line.strip()]
+  return [line for line in lines if stages is None or json.loads(line)['stage'] in stages]

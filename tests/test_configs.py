@@ -5,23 +5,72 @@ import os
 
 import pytest
 
-from conftest import KINDNESS_CURRICULUM, REPO, run_main
+from conftest import KINDNESS_CURRICULUM, REPO, records, run_main
 
 CONFIGS = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
                  if not p.endswith(('__init__.py', 'from_json.py')))
 # configs/pretrain.py:smoke is run by tests/test_run.py.
 COVERED_ELSEWHERE = {'configs/pretrain.py'}
-# configs/empathy.py and the configs that swap its last stage (conftest.KINDNESS_CURRICULUM).
-ON_THE_KINDNESS_CURRICULUM = {'configs/empathy.py', 'configs/rlhf.py', 'configs/naive_kindness.py'}
+# configs/empathy.py (conftest.empathy_smoke) and the configs that swap its last stage,
+# which branch from it (tomk/branch.py): they train only that stage.
+BRANCHES = {'configs/rlhf.py': 'rlhf', 'configs/naive_kindness.py': 'naive_kindness'}
+COVERED_ELSEWHERE |= {'configs/empathy.py', *BRANCHES}
+SHARED = ['pretrain', 'reward_model', 'finetune', 'imitation.1.imitation',
+          'imitation.1.infer_reward']
 
 
-@pytest.mark.parametrize('config', [
-    pytest.param(c, marks=[KINDNESS_CURRICULUM] if c in ON_THE_KINDNESS_CURRICULUM else [])
-    for c in CONFIGS if c not in COVERED_ELSEWHERE])
-def test_smoke_variant_runs_to_completion(config, data_dir, tmp_path):
-  result = run_main(tmp_path / 'w', config=f'{config}:smoke')
-  records = [json.loads(line) for line in open(tmp_path / 'w' / 'metrics.jsonl')]
+def _assert_ran_to_completion(workdir, result):
+  records = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
   stages = list(dict.fromkeys(r['stage'] for r in records))
   assert stages, result.stdout
-  assert os.path.exists(tmp_path / 'w' / 'eval.json')
+  assert os.path.exists(os.path.join(workdir, 'eval.json'))
   assert 'done' in result.stdout
+  return stages
+
+
+@pytest.mark.parametrize('config', [c for c in CONFIGS if c not in COVERED_ELSEWHERE])
+def test_smoke_variant_runs_to_completion(config, data_dir, tmp_path):
+  result = run_main(tmp_path / 'w', config=f'{config}:smoke')
+  _assert_ran_to_completion(tmp_path / 'w', result)
+
+
+@KINDNESS_CURRICULUM
+def test_empathy_smoke_runs_every_stage(empathy_smoke):
+  workdir, result = empathy_smoke
+  assert _assert_ran_to_completion(workdir, result) == SHARED + ['empathy']
+  for stage in ('pretrain', 'reward_model', 'finetune', 'imitation.1.infer_reward', 'empathy'):
+    assert os.path.exists(os.path.join(workdir, 'eval', f'{stage}.json')), stage
+
+
+@KINDNESS_CURRICULUM
+@pytest.mark.parametrize('config', sorted(BRANCHES))
+def test_smoke_variant_branched_from_empathy_trains_its_last_stage(config, empathy_smoke,
+                                                                   tmp_path):
+  source, _ = empathy_smoke
+  workdir = tmp_path / 'w'
+  result = run_main(workdir, f'--branch_from={source}', config=f'{config}:smoke')
+  assert f'[branch] copied {", ".join(SHARED)} from {source}' in result.stdout
+  final = BRANCHES[config]
+  assert _assert_ran_to_completion(workdir, result) == SHARED + [final]
+  assert f'[{final}] done' in result.stdout and '[pretrain] done' not in result.stdout
+  # The shared stages' records are the source's, byte for byte; their evaluations too.
+  assert records(workdir, SHARED) == records(source, SHARED)
+  for stage in ('pretrain', 'finetune'):
+    with open(os.path.join(source, 'eval', f'{stage}.json')) as a, \
+        open(workdir / 'eval' / f'{stage}.json') as b:
+      assert json.load(a) == json.load(b)
+  with open(workdir / 'provenance.json') as f:
+    assert json.load(f)['branched_from'] == os.path.abspath(source)
+  # Re-running the finished branch resumes it, copying nothing.
+  again = run_main(workdir, f'--branch_from={source}', config=f'{config}:smoke')
+  assert 'has started before' in again.stdout and '[branch] copied' not in again.stdout
+
+
+@KINDNESS_CURRICULUM
+def test_branch_from_a_run_sharing_no_stage_is_refused(empathy_smoke, tmp_path):
+  source, _ = empathy_smoke
+  result = run_main(tmp_path / 'w', f'--branch_from={source}', '--config.seed=3',
+                    config='configs/rlhf.py:smoke', check=False)
+  assert result.returncode == 1
+  assert 'shares no finished stage' in result.stderr and 'pretrain differs in seed' in result.stderr
+  assert not os.path.exists(tmp_path / 'w' / 'metrics.jsonl')

@@ -17,8 +17,8 @@ import pytest
 
 from conftest import REPO, SMALL_EVALUATION
 
-STEPS = 40
-ARGS = (f'--config.steps={STEPS}', '--config.log_every=5', '--config.eval_every=20',
+STEPS = 20
+ARGS = (f'--config.steps={STEPS}', '--config.log_every=5', '--config.eval_every=10',
         '--config.checkpoint_every=5', '--config.eval_batches=1', *SMALL_EVALUATION)
 # The tests that read the module's runs: one xdist worker makes them once.
 MULTIHOST_RUNS = pytest.mark.xdist_group('multihost')

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import KINDNESS_CURRICULUM, REPO, run_main
+from conftest import KINDNESS_CURRICULUM, REPO, records, run_main
 from tomk.evaluation import theory_of_mind
 
 STAGES = ('pretrain', 'reward_model')
@@ -130,3 +130,13 @@ def test_cli_regenerates_the_report(finished_run, tmp_path):
   with open(os.path.join(workdir, 'report.md')) as f:
     assert f.read() == expected
   assert os.path.exists(os.path.join(workdir, 'plots', 'evaluation.png'))
+
+
+def test_a_stage_does_not_depend_on_the_stages_after_it(finished_run, empathy_smoke):
+  # What lets a run branch from another (tomk/branch.py): this run of the first two stages
+  # of configs/empathy.py:smoke logs and evaluates them as the whole curriculum's run did.
+  workdir, _ = finished_run
+  whole, _ = empathy_smoke
+  assert records(workdir) == records(whole, STAGES)
+  for stage in STAGES:
+    assert _evaluation(workdir, stage) == _evaluation(whole, stage), stage

@@ -17,6 +17,9 @@ flags.DEFINE_integer('num_processes', None, 'Number of processes in a multi-proc
 flags.DEFINE_integer('process_id', None, 'This process\'s index in a multi-process run.')
 flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize() and let JAX detect '
                   'the cluster (Cloud TPU VM pods set no variable tomk can see).')
+flags.DEFINE_string('branch_from', None, 'A workdir whose leading stages equal this config\'s '
+                    '(e.g. runs/empathy for configs/rlhf.py): a new workdir starts with copies '
+                    'of the stages it finished and trains the rest (tomk/branch.py).')
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
@@ -39,7 +42,7 @@ def main(argv):
   initialize_distributed()
   from tomk import train
   try:
-    train.run(FLAGS.config, FLAGS.workdir)
+    train.run(FLAGS.config, FLAGS.workdir, branch_from=FLAGS.branch_from)
   except train.Preempted:
     sys.exit(0)             # the checkpoint is saved: a clean exit, the scheduler re-runs us
   except (ValueError, FloatingPointError) as e:

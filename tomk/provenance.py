@@ -105,8 +105,9 @@ def _write(workdir: str, record: dict[str, Any]) -> None:
   os.replace(path + '.tmp', path)      # a killed run never leaves half a file
 
 
-def record_start(workdir: str, config) -> None:
-  """Writes W/provenance.json at the start of a run (or of its resumption)."""
+def record_start(workdir: str, config, branched_from: str | None = None) -> None:
+  """Writes W/provenance.json at the start of a run (or of its resumption); branched_from:
+  the workdir its first stages were copied from (tomk/branch.py)."""
   import jax  # pylint: disable=g-import-not-at-top
   if jax.process_index() != 0:
     return
@@ -130,6 +131,10 @@ def record_start(workdir: str, config) -> None:
       'start_unix': time.time(),
       'previous_attempts': attempts,
   }
+  if branched_from:
+    record['branched_from'] = os.path.abspath(branched_from)
+  elif previous is not None and 'branched_from' in previous:
+    record['branched_from'] = previous['branched_from']
   _write(workdir, record)
 
 

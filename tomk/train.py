@@ -23,7 +23,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
-from tomk import (algorithms, config as config_lib, curriculum, evaluation, metrics as metrics_lib,
+from tomk import (algorithms, branch, config as config_lib, curriculum, evaluation, metrics as metrics_lib,
                   optimizer, provenance, report, routing, sharding)
 from tomk.data import pipeline
 from tomk.model import Model, ModelConfig, count_params
@@ -253,15 +253,28 @@ class RolloutSource:
     return {}
 
 
-def run(config, workdir: str) -> dict:
-  """Trains `config` in `workdir` stage by stage, resuming from the last checkpoint."""
+def run(config, workdir: str, branch_from: str | None = None) -> dict:
+  """Trains `config` in `workdir` stage by stage, resuming from the last checkpoint.
+
+  branch_from: a workdir whose leading stages equal this config's; a new workdir starts
+  with copies of those it finished (tomk/branch.py).
+  """
   # --- Workdir and config --------------------------------------------------------------------
   stages = curriculum.stages(config)
   for _, stage_config in stages:
     config_lib.validate(stage_config)
+  if branch_from and jax.process_count() > 1:
+    raise ValueError('--branch_from runs in one process; branch first, then resume the new '
+                     'workdir with all processes.')
+  new = not os.path.exists(os.path.join(workdir, 'config.json'))
+  if branch_from and not new:
+    print(f'[branch] {workdir} has started before: resuming it, nothing copied', flush=True)
   if jax.process_index() == 0:
-    config_lib.check_workdir(workdir, config)
-  provenance.record_start(workdir, config)
+    copied = branch.plan(config, branch_from, _latest_step) if branch_from and new else None
+    config_lib.check_workdir(workdir, config)     # (bad input has failed before any writing)
+    if copied:
+      branch.copy_stages(config, branch_from, workdir, *copied)
+  provenance.record_start(workdir, config, branched_from=branch_from if new else None)
 
   # --- Mesh and tokenizer (shared by every stage) ---------------------------------------------
   mesh = sharding.make_mesh(config.mesh)
