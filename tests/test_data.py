@@ -69,6 +69,19 @@ def test_prompt_tokens_are_a_prefix_of_the_finished_conversation(small_tokenizer
   assert small_tokenizer.decode(finished[len(tokens):]) == ' Sure, here it is.<eot>'
 
 
+def test_bpe_dropout_is_seeded_and_keeps_the_text(small_tokenizer):
+  texts = ['<self> Where is the basket? The trunk holds a satchel.<eot>', 'Henry entered.']
+  plain = small_tokenizer.encode_batch(texts)
+  draws = [small_tokenizer.encode_dropout(texts, 0.1, seed) for seed in range(8)]
+  assert draws[3] == small_tokenizer.encode_dropout(texts, 0.1, 3)      # the same seed, ids
+  assert any(d != plain for d in draws)                                  # words come apart
+  assert all(len(a) >= len(b) for d in draws for a, b in zip(d, plain))  # only ever finer
+  for d in draws:
+    assert [small_tokenizer.decode(ids) for ids in d] == texts
+    assert d[0][0] == small_tokenizer.self_id and d[0][-1] == small_tokenizer.eot_id
+  assert small_tokenizer.encode_dropout(texts, 0.0, 5) == plain
+
+
 def test_tokenizer_decode_drops_padding(small_tokenizer):
   ids = small_tokenizer.encode('<self> Hello<eot>')
   assert small_tokenizer.decode(ids + [small_tokenizer.pad_id] * 3) == '<self> Hello<eot>'

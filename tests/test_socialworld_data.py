@@ -206,6 +206,21 @@ def test_stories_end_with_eos_and_tokenize_round_trip(data_dir, mixture_tokenize
   assert mixture_tokenizer.eos_id not in tokens[:-1]
 
 
+def test_subword_dropout_splits_training_stories_only(data_dir, mixture_tokenizer):
+  # pylint: disable=protected-access
+  def first_rows(split, **overrides):
+    config = _config(data_dir, mixture='story', **overrides)
+    rows = pipeline._rows(config, mixture_tokenizer, split, seed=0, process_index=0,
+                          process_count=1, shuffle=False, repeat=False)
+    return [r['tokens'].tolist() for r in itertools.islice(iter(rows), 4)]
+  plain, split = first_rows('train'), first_rows('train', subword_dropout=0.1)
+  assert split != plain and split == first_rows('train', subword_dropout=0.1)
+  # The same text in more, smaller pieces (rows are cut after the same number of tokens).
+  text = lambda rows: mixture_tokenizer.decode(sum(rows, []))
+  assert text(plain).startswith(text(split))
+  assert first_rows('test', subword_dropout=0.1) == first_rows('test')
+
+
 # --- The mixture ----------------------------------------------------------------------------
 
 def test_mixture_parsing(data_dir):

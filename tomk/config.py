@@ -39,6 +39,10 @@ def base() -> ml_collections.ConfigDict:
       # 'chitchat:1,story:2,preference_story:0.5,scenarios:1' (tomk/data/pipeline.py).
       mixture='',
       story_mix='balanced',          # SocialWorld stories: preset[,type:weight...] (builders)
+      # BPE-dropout on the training stories' text (each merge skipped with this chance,
+      # seeded per story): names and containers arrive in pieces of varying size, as words
+      # never seen in training do (SocialWorld's held-out split). 0 = plain pieces.
+      subword_dropout=0.0,
       socialworld_train_size=0,      # train examples per SocialWorld family; 0 = default
       data_dir='',                   # '' = $TOMK_DATA_DIR or ~/.cache/tomk
       vocab_size=1024, seq_len=128,
@@ -137,6 +141,10 @@ def validate(config) -> None:
   module = algorithms.get(config.algorithm)
   if config.steps <= 0 or config.batch_size <= 0:
     raise ValueError('steps and batch_size must be positive.')
+  dropout = config.data.get('subword_dropout', 0.0)
+  if not 0.0 <= dropout < 1.0:
+    raise ValueError(f'data.subword_dropout={dropout!r} is the chance of skipping each merge; '
+                     f'set it in [0, 1), e.g. 0.1.')
   from tomk import routing
   routing.check_routes(module.objectives(config), config.routes.to_dict())
 

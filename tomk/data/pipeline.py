@@ -318,8 +318,9 @@ class _Featurize:
   """
 
   def __init__(self, data_config, tokenizer, sources: Sequence[tuple[str, Sequence]],
-               seed: int):
+               seed: int, subword_dropout: float = 0.0):
     self._data_config, self._sources = data_config, sources
+    self._subword_dropout = subword_dropout
     self._tokenizer, self._seed = tokenizer, seed
     perspective = getattr(data_config, 'perspective', 'first')
     if perspective not in PERSPECTIVES:
@@ -337,7 +338,11 @@ class _Featurize:
     segments = _segments(self._data_config, source, records[index], index, self._seed)
     if not segments:
       return {k: np.zeros(0, dtype) for k, dtype in self._fields.items()}
-    ids = self._tokenizer.encode_batch(segments)
+    if self._subword_dropout and source in builders.STORY_FAMILIES:
+      ids = self._tokenizer.encode_dropout(segments, self._subword_dropout,
+                                           _draw(f'{self._seed}:{source}:{index}:pieces'))
+    else:
+      ids = self._tokenizer.encode_batch(segments)
     turn_rewards = np.asarray(self._reward_fn(_Prefixes(segments), segments), np.float32)
     if turn_rewards.shape != (len(segments),):
       raise ValueError(f'Reward function returned shape {turn_rewards.shape} for '
@@ -475,7 +480,9 @@ def _rows(data_config, tokenizer, split: str, *, seed: int, process_index: int,
   """Packed rows {'tokens', 'rewards', 'real'} of seq_len + 1 from this process's shard."""
   documents, sources = _documents(data_config, split, seed=seed, process_index=process_index,
                                   process_count=process_count, shuffle=shuffle, repeat=repeat)
-  featurize = _Featurize(data_config, tokenizer, sources, seed)
+  # BPE-dropout on the training split's stories only: evaluation reads the plain pieces.
+  dropout = getattr(data_config, 'subword_dropout', 0.0) if split == 'train' else 0.0
+  featurize = _Featurize(data_config, tokenizer, sources, seed, dropout)
   examples = documents.map(featurize).to_iter_dataset(_READ_OPTIONS)
   return _PackIterDataset(examples, data_config.seq_len + 1)
 

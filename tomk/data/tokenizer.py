@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import tempfile
+import threading
 from typing import Callable, Iterable, Sequence
 
 import sentencepiece as spm
@@ -31,6 +32,7 @@ MIN_VOCAB_SIZE = 320
 # merges of a 1k-32k vocabulary but makes the first run of every experiment slower.
 _MAX_TRAINING_SENTENCES = 100_000
 _MAX_SENTENCE_BYTES = 16384
+_SAMPLING_LOCK = threading.Lock()
 
 
 class Tokenizer:
@@ -71,6 +73,15 @@ class Tokenizer:
   def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
     """encode() of many texts at once (one call into C++, much faster per text)."""
     return self._sp.encode(list(texts))
+
+  def encode_dropout(self, texts: Sequence[str], dropout: float, seed: int) -> list[list[int]]:
+    """encode_batch() with BPE-dropout (Provilkov et al., 2020): each merge is skipped with
+    probability `dropout`, so a word arrives in pieces of varying size (role tokens stay
+    whole). The same (texts, dropout, seed) give the same ids: SentencePiece's sampler has
+    one global generator, seeded here under a lock."""
+    with _SAMPLING_LOCK:
+      spm.set_random_generator_seed(seed)
+      return self._sp.encode(list(texts), enable_sampling=True, alpha=dropout, nbest_size=-1)
 
   def decode(self, ids: Iterable[int]) -> str:
     """The text of `ids`; stops at nothing, drops padding."""
