@@ -95,8 +95,6 @@ def get_config(arg=None, final=FINAL):
                         for p in ('perception', 'behavior', 'prediction')}},
       final: rl_stage(final, 'final'),
   })
-  if smoke:
-    config.rl.max_new_tokens = 8
-  else:
+  if not smoke:
     config.evaluation.update(EVALUATION)
   return config

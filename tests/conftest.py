@@ -43,6 +43,9 @@ def compilation_cache(tmp_path_factory):
   bit-identical with or without it; compiling dominates a smoke run)."""
   os.environ['JAX_COMPILATION_CACHE_DIR'] = str(session_dir(tmp_path_factory) / 'jax-cache')
   os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+  # Runs write report.md without PNGs (matplotlib's seconds, times every run here);
+  # tests/test_report.py draws them.
+  os.environ['TOMK_PLOTS'] = '0'
 
 
 @pytest.fixture(scope='session')

@@ -12,9 +12,13 @@ import numpy as np
 import pytest
 
 from conftest import PRETRAIN_SMOKE, REPO
+from tomk import config as config_lib
 from tomk.evaluation import perspective, scoring, theory_of_mind
 from tomk.model import STREAMS
 from tomk.socialworld import stories
+
+
+PER_LABEL = config_lib.smoke(config_lib.base()).evaluation.stories_per_label
 
 
 @pytest.fixture(scope='module')
@@ -50,7 +54,7 @@ def test_cli_prints_the_table_and_writes_eval_json(evaluated_run):
       for label, m in tom[split][stream].items():
         assert m['n'] > 0, (split, stream, label)
         assert 0.0 <= m['accuracy'] <= 1.0
-      assert tom[split][stream]['all']['n'] == 4 * len(theory_of_mind.LABELS)
+      assert tom[split][stream]['all']['n'] == PER_LABEL * len(theory_of_mind.LABELS)
   views = results['perspective']
   assert set(views) == {'chitchat_partner_turns', 'scenario_partner_turns', 'scenario_reaction',
                         'next_turn'}

@@ -18,12 +18,14 @@ ARGS = ('--config.curriculum=' + ','.join(STAGES),)
 # Its stages are the first two of the smoke runs of the whole curriculum in
 # tests/test_configs.py: on the same xdist worker, they compile once.
 pytestmark = KINDNESS_CURRICULUM
+# The tests' runs skip the PNGs (conftest); these draw them, as a user's run does.
+PLOTS = {'TOMK_PLOTS': '1'}
 
 
 @pytest.fixture(scope='module')
 def finished_run(data_dir, tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('report'))
-  result = run_main(workdir, *ARGS, config='configs/empathy.py:smoke')
+  result = run_main(workdir, *ARGS, config='configs/empathy.py:smoke', env=PLOTS)
   return workdir, result.stdout
 
 
@@ -106,7 +108,7 @@ def test_rerun_on_finished_workdir_does_not_evaluate_again(finished_run):
   rewritten = [os.path.join(workdir, name) for name in ('metrics.jsonl', 'eval.json')]
   state = lambda p: (os.stat(p).st_mtime_ns, open(p, 'rb').read())
   before = {p: state(p) for p in evaluated + rewritten}
-  result = run_main(workdir, *ARGS, config='configs/empathy.py:smoke')
+  result = run_main(workdir, *ARGS, config='configs/empathy.py:smoke', env=PLOTS)
   assert '[evaluate]' not in result.stdout
   for stage in STAGES:
     assert f'[{stage}] evaluated before' in result.stdout

@@ -45,8 +45,8 @@ def assert_same_losses(expected, actual, rtol=2e-4, atol=0.0, minimum=8):
 # the KV cache), rewards, group advantages, the PPO loss. Random draws are the same under
 # any sharding (threefry is partitionable), so every mesh samples the same tokens.
 RL = ('--config.curriculum=rlhf', '--config.rewards.extrinsic=rater',
-      '--config.stages.rlhf.steps=4', '--config.log_every=2', '--config.eval_every=2',
-      '--config.checkpoint_every=4', '--config.eval_batches=1', *SMALL_EVALUATION)
+      '--config.stages.rlhf.steps=2', '--config.log_every=1', '--config.eval_every=2',
+      '--config.checkpoint_every=2', '--config.eval_batches=1', *SMALL_EVALUATION)
 RL_MESHES = {'data8': ('--config.mesh.data=8',), **MESHES}
 RL_MESHES.pop('fsdp8')
 

@@ -126,9 +126,10 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.eval_every = 10
   config.eval_batches = 2
   config.checkpoint_every = 5
-  config.evaluation.update(stories_per_label=4, scenarios_per_family=4,
-                           chitchat_conversations=8, windows_per_conversation=2, batch_size=16,
+  config.evaluation.update(stories_per_label=2, scenarios_per_family=4,
+                           chitchat_conversations=4, windows_per_conversation=1, batch_size=16,
                            lengths=(320,))                # one compilation
+  config.rl.max_new_tokens = 8       # the sampler's decode steps, in RL and in evaluation
   return config
 
 

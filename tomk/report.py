@@ -197,8 +197,18 @@ def _stage_evaluations(workdir: str, names: list[str]) -> list[dict | None]:
   return found
 
 
-def write(workdir: str) -> str:
-  """Writes report.md and plots/ into the workdir; returns the table, for the terminal."""
+# An environment variable, not a config key: whether PNGs are drawn changes no result.
+# TOMK_PLOTS=0 saves a run the seconds matplotlib takes (many short runs: tests, sweeps).
+NO_PLOTS = 'TOMK_PLOTS'
+
+
+def plots_wanted() -> bool:
+  return os.environ.get(NO_PLOTS, '1') != '0'
+
+
+def write(workdir: str, plots: bool = True) -> str:
+  """Writes report.md and (plots=True) plots/ into the workdir; returns the table, for the
+  terminal."""
   with open(os.path.join(workdir, 'config.json')) as f:
     config = ml_collections.ConfigDict(json.load(f))
   stages = curriculum.stages(config)
@@ -213,10 +223,12 @@ def write(workdir: str) -> str:
   evaluation_table = table(columns, table_rows)
 
   plot_dir = os.path.join(workdir, 'plots')
-  os.makedirs(plot_dir, exist_ok=True)
-  files = plot_curves(compare.read_run(workdir), names, ends[1:-1], plot_dir)
-  files.append(plot_evaluation(columns, table_rows, plot_dir))
-  files = [f for f in files if f]
+  files = []
+  if plots:
+    os.makedirs(plot_dir, exist_ok=True)
+    files = plot_curves(compare.read_run(workdir), names, ends[1:-1], plot_dir)
+    files.append(plot_evaluation(columns, table_rows, plot_dir))
+    files = [f for f in files if f]
 
   stage_rows = []
   by_stage = dict(zip(columns, evaluations))
@@ -237,11 +249,14 @@ def write(workdir: str) -> str:
               f'metrics.jsonl and eval/<stage>.json.', '', '## Stages', '', stage_table, '',
               '## Evaluation', '', intro, '', evaluation_table, '', '## Plots', '']
   markdown += [f'![{os.path.basename(p)}]({os.path.relpath(p, workdir)})' for p in files] + ['']
+  if not plots:
+    markdown[-1:] = [f'Not drawn ({NO_PLOTS}=0); python -m tomk.report --workdir=W draws them.', '']
   path = os.path.join(workdir, 'report.md')
   with open(path + '.tmp', 'w') as f:
     f.write('\n'.join(markdown))
   os.replace(path + '.tmp', path)
-  return f'{intro}\n\n{evaluation_table}\n\nwrote {path} and {len(files)} plots in {plot_dir}'
+  drawn = f' and {len(files)} plots in {plot_dir}' if plots else ''
+  return f'{intro}\n\n{evaluation_table}\n\nwrote {path}{drawn}'
 
 
 def main(argv):

@@ -316,7 +316,7 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
   summary['eval'] = results
   provenance.record_end(workdir, summary)
   if jax.process_index() == 0:
-    print(report.write(workdir), flush=True)
+    print(report.write(workdir, plots=report.plots_wanted()), flush=True)
   return summary
 
 
