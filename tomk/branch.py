@@ -24,6 +24,7 @@ import ml_collections
 
 from tomk import config as config_lib
 from tomk import curriculum
+from tomk import provenance
 
 # What the whole curriculum looks like, not what one stage does.
 CURRICULUM_KEYS = ('curriculum', 'stages')
@@ -83,21 +84,32 @@ def plan(config, source: str, finished) -> tuple[list[str], str]:
 
 
 def copy_stages(config, source: str, workdir: str, done: list[str], why: str) -> None:
-  """Copies the stages `done` (plan()) from `source` into the new `workdir`."""
+  """Copies the stages `done` (plan()) from `source` into the new `workdir`, over any
+  partial copy an interrupted branch left (its caller writes config.json after this)."""
   stages = dict(curriculum.stages(config))
   for name in done:
     checkpoint = os.path.join('checkpoints', name, str(stages[name].steps))
     if os.path.isdir(os.path.join(source, checkpoint)):
-      shutil.copytree(os.path.join(source, checkpoint), os.path.join(workdir, checkpoint))
+      shutil.copytree(os.path.join(source, checkpoint), os.path.join(workdir, checkpoint),
+                      dirs_exist_ok=True)
     if stages[name].algorithm == 'reward_model':
-      shutil.copytree(os.path.join(source, 'reward_model'), os.path.join(workdir, 'reward_model'))
+      shutil.copytree(os.path.join(source, 'reward_model'), os.path.join(workdir, 'reward_model'),
+                      dirs_exist_ok=True)
     evaluated = os.path.join('eval', f'{name}.json')
     if os.path.exists(os.path.join(source, evaluated)):
       os.makedirs(os.path.join(workdir, 'eval'), exist_ok=True)
       shutil.copy2(os.path.join(source, evaluated), os.path.join(workdir, evaluated))
   with open(os.path.join(source, 'metrics.jsonl')) as f:
     records = [line for line in f if line.strip() and json.loads(line).get('stage') in done]
-  with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as f:
+  path = os.path.join(workdir, 'metrics.jsonl')
+  with open(path + '.tmp', 'w') as f:
     f.writelines(records)
+  os.replace(path + '.tmp', path)
   print(f'[branch] copied {", ".join(done)} from {source} (equal stage configs); '
         f'training from here: {why}', flush=True)
+  # Equal configs give equal stages only under the same code.
+  theirs = ((provenance.read(source) or {}).get('git') or {}).get('commit')
+  mine = (provenance.git_state() or {}).get('commit')
+  if theirs and mine and theirs != mine:
+    print(f'[branch] note: {source} ran at commit {theirs[:12]}, this is {mine[:12]}; the '
+          f'copied stages are that code\'s', flush=True)

@@ -40,7 +40,8 @@ def base() -> ml_collections.ConfigDict:
       mixture='',
       story_mix='balanced',          # SocialWorld stories: preset[,type:weight...] (builders)
       # BPE-dropout on the training stories' text (each merge skipped with this chance,
-      # seeded per story): names and containers arrive in pieces of varying size, as words
+      # seeded per story, so a story keeps its pieces when it comes round again): names and
+      # containers arrive in pieces of varying size, as words
       # never seen in training do (SocialWorld's held-out split). 0 = plain pieces.
       subword_dropout=0.0,
       socialworld_train_size=0,      # train examples per SocialWorld family; 0 = default

@@ -270,10 +270,11 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
   if branch_from and not new:
     print(f'[branch] {workdir} has started before: resuming it, nothing copied', flush=True)
   if jax.process_index() == 0:
-    copied = branch.plan(config, branch_from, _latest_step) if branch_from and new else None
-    config_lib.check_workdir(workdir, config)     # (bad input has failed before any writing)
-    if copied:
-      branch.copy_stages(config, branch_from, workdir, *copied)
+    if branch_from and new:
+      # config.json last: a copy cut short leaves a workdir that is still new, copied again.
+      branch.copy_stages(config, branch_from, workdir,
+                         *branch.plan(config, branch_from, _latest_step))
+    config_lib.check_workdir(workdir, config)
   provenance.record_start(workdir, config, branched_from=branch_from if new else None)
 
   # --- Mesh and tokenizer (shared by every stage) ---------------------------------------------

@@ -81,7 +81,10 @@ class Tokenizer:
     one global generator, seeded here under a lock."""
     with _SAMPLING_LOCK:
       spm.set_random_generator_seed(seed)
-      return self._sp.encode(list(texts), enable_sampling=True, alpha=dropout, nbest_size=-1)
+      # One thread: a batch spread over threads draws from per-thread generators in an
+      # order that changes from call to call.
+      return self._sp.encode(list(texts), enable_sampling=True, alpha=dropout, nbest_size=-1,
+                             num_threads=1)
 
   def decode(self, ids: Iterable[int]) -> str:
     """The text of `ids`; stops at nothing, drops padding."""
