@@ -20,8 +20,6 @@ import json
 import os
 import shutil
 
-import ml_collections
-
 from tomk import config as config_lib
 from tomk import curriculum
 from tomk import provenance
@@ -37,25 +35,16 @@ def _stage_json(stage_config) -> dict:
   return config_lib.flatten(data)
 
 
-def _source_config(source: str):
-  path = os.path.join(source, 'config.json')
-  if not os.path.exists(path):
-    raise ValueError(f'--branch_from={source}: no config.json there; give the workdir of a '
-                     f'run of python -m tomk.main.')
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
 def shared_stages(config, source: str) -> tuple[list[str], str]:
   """(names of `config`'s leading stages that `source` ran with equal configs, why the
   next stage is not shared)."""
-  mine, theirs = curriculum.stages(config), curriculum.stages(_source_config(source))
+  mine, theirs = curriculum.stages(config), curriculum.stages(config_lib.load(source))
   shared = []
   for (name, stage_config), (other, other_config) in zip(mine, theirs):
     if name != other:
       return shared, f'stage {len(shared) + 1} is {name} here, {other} there'
     a, b = _stage_json(stage_config), _stage_json(other_config)
-    differ = sorted(k for k in a.keys() | b.keys() if a.get(k, '<absent>') != b.get(k, '<absent>'))
+    differ = config_lib.differing_keys(a, b)
     if differ:
       return shared, f'{name} differs in {", ".join(differ[:6])}' + (' ...' if differ[6:] else '')
     shared.append(name)

@@ -162,9 +162,24 @@ def flatten(d, prefix=''):
   return out
 
 
+def differing_keys(a: dict, b: dict) -> list[str]:
+  """Sorted keys of two flat dicts whose values differ (a key only one has differs)."""
+  return sorted(k for k in a.keys() | b.keys() if a.get(k, '<absent>') != b.get(k, '<absent>'))
+
+
 def to_json(config) -> dict:
   """The config as plain JSON data (tuples become lists)."""
   return json.loads(config.to_json_best_effort())
+
+
+def load(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run saved in workdir/config.json (check_workdir wrote it)."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise ValueError(f'{workdir} has no config.json; give the workdir of a run of '
+                     f'python -m tomk.main.')
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
 
 
 def check_workdir(workdir: str, config) -> None:
@@ -175,8 +190,7 @@ def check_workdir(workdir: str, config) -> None:
     with open(path) as f:
       old = json.load(f)
     old_flat, new_flat = flatten(old), flatten(new)
-    differ = sorted(k for k in old_flat.keys() | new_flat.keys()
-                    if old_flat.get(k, '<absent>') != new_flat.get(k, '<absent>'))
+    differ = differing_keys(old_flat, new_flat)
     if differ:
       lines = [f'  {k}: saved {old_flat.get(k, "<absent>")!r}, now {new_flat.get(k, "<absent>")!r}'
                for k in differ]

@@ -13,15 +13,13 @@ the table's numbers across stages (evaluation.png). Only files are read: no mode
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
 
-import ml_collections
 from absl import app, flags, logging
 
-from tomk import compare, curriculum, evaluation
+from tomk import compare, config as config_lib, curriculum, evaluation
 from tomk.evaluation import theory_of_mind
 from tomk.model import STREAMS
 from tomk.socialworld import scenarios
@@ -199,18 +197,17 @@ def _stage_evaluations(workdir: str, names: list[str]) -> list[dict | None]:
 
 # An environment variable, not a config key: whether PNGs are drawn changes no result.
 # TOMK_PLOTS=0 saves a run the seconds matplotlib takes (many short runs: tests, sweeps).
-NO_PLOTS = 'TOMK_PLOTS'
+PLOTS_VARIABLE = 'TOMK_PLOTS'
 
 
 def plots_wanted() -> bool:
-  return os.environ.get(NO_PLOTS, '1') != '0'
+  return os.environ.get(PLOTS_VARIABLE, '1') != '0'
 
 
 def write(workdir: str, plots: bool = True) -> str:
   """Writes report.md and (plots=True) plots/ into the workdir; returns the table, for the
   terminal."""
-  with open(os.path.join(workdir, 'config.json')) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = config_lib.load(workdir)
   stages = curriculum.stages(config)
   names = [name for name, _ in stages]
   ends = [0]
@@ -250,7 +247,7 @@ def write(workdir: str, plots: bool = True) -> str:
               '## Evaluation', '', intro, '', evaluation_table, '', '## Plots', '']
   markdown += [f'![{os.path.basename(p)}]({os.path.relpath(p, workdir)})' for p in files] + ['']
   if not plots:
-    markdown[-1:] = [f'Not drawn ({NO_PLOTS}=0); python -m tomk.report --workdir=W draws them.', '']
+    markdown[-1:] = [f'Not drawn ({PLOTS_VARIABLE}=0); python -m tomk.report --workdir=W draws them.', '']
   path = os.path.join(workdir, 'report.md')
   with open(path + '.tmp', 'w') as f:
     f.write('\n'.join(markdown))

@@ -470,10 +470,7 @@ def load_run(workdir: str, step: int | None = None, stage: str | None = None):
   (curriculum.policy_stage).
   For evaluation and sampling outside the training loop: no optimizer or mesh needed.
   """
-  import json
-  import ml_collections
-  with open(os.path.join(workdir, 'config.json')) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = config_lib.load(workdir)
   policy = curriculum.policy_stage(curriculum.stages(config), stage)
   if policy is None:
     raise ValueError(f'{workdir}: no stage up to {stage or "the last"} trains the policy, so '
