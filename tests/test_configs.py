@@ -2,6 +2,8 @@
 import glob
 import json
 import os
+import re
+import runpy
 
 import pytest
 
@@ -74,3 +76,16 @@ def test_branch_from_a_run_sharing_no_stage_is_refused(empathy_smoke, tmp_path):
   assert result.returncode == 1
   assert 'shares no finished stage' in result.stderr and 'pretrain differs in seed' in result.stderr
   assert not os.path.exists(tmp_path / 'w' / 'metrics.jsonl')
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('packing', 'zip', "data.packing='zip'"),
+    ('answer_weight', 0.0, 'data.answer_weight=0.0'),
+    ('subword_dropout', 1.0, 'data.subword_dropout=1.0'),
+])
+def test_bad_data_settings_fail_with_a_clear_message(key, value, message):
+  from tomk import config as config_lib
+  config = runpy.run_path(os.path.join(REPO, 'configs/pretrain_social.py'))['get_config']()
+  config.data[key] = value
+  with pytest.raises(ValueError, match=re.escape(message)):
+    config_lib.validate(config)

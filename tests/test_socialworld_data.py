@@ -221,6 +221,62 @@ def test_subword_dropout_splits_training_stories_only(data_dir, mixture_tokenize
   assert first_rows('test', subword_dropout=0.1) == first_rows('test')
 
 
+def test_a_name_has_the_same_pieces_in_the_story_and_in_the_question(data_dir,
+                                                                     mixture_tokenizer):
+  """The question's agents are found in the story token for token, held-out names too.
+
+  (Story lines once stood on lines of their own: a name opening a line lost its
+  word-start mark and became other pieces than in the question.)
+  """
+  tok = mixture_tokenizer
+  for split in ('train', 'heldout'):
+    for ex in sw.generate('story', split, 0, 40, **builders.story_options('balanced')):
+      story, question = stories.prompt(ex).split('\nQ: ')
+      story_ids, question_ids = tok.encode(story), tok.encode(question)
+      for name in ex['chain']:
+        name_ids = tok.encode(' ' + name)
+        assert _holds(question_ids, name_ids), (name, question)
+        assert _holds(story_ids, name_ids), (name, split, story)
+
+
+def _holds(ids, part):
+  return any(ids[i:i + len(part)] == part for i in range(len(ids) - len(part) + 1))
+
+
+def test_answer_weight_weighs_the_answers_of_training_stories(data_dir, mixture_tokenizer):
+  # pylint: disable=protected-access
+  def first_batch(split, **overrides):
+    config = _config(data_dir, mixture='story', **overrides)
+    return next(iter(pipeline.lm_dataset(config, mixture_tokenizer, split, seed=0,
+                                         global_batch_size=4)))
+  plain, weighted = first_batch('train'), first_batch('train', answer_weight=5.0)
+  np.testing.assert_array_equal(plain['targets'], weighted['targets'])
+  assert set(np.unique(plain['weights'])) <= {0.0, 1.0}
+  answers = weighted['weights'] == 5.0
+  assert set(np.unique(weighted['weights'][~answers])) <= {0.0, 1.0}
+  # Exactly the answers' tokens: each weighted run of targets decodes to ' container'
+  # and follows ' A:'.
+  text = lambda ids: mixture_tokenizer.decode(ids.tolist())
+  for row in range(answers.shape[0]):
+    t = weighted['targets'][row]
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], answers[row].astype(int), [0]])))
+    assert len(runs) >= 2
+    for start, end in zip(runs[::2], runs[1::2]):
+      answer = text(t[start:end])
+      assert re.fullmatch(r' [a-z ]+', answer), answer
+      if start >= 2:
+        assert text(t[:start]).endswith(' A:'), text(t[:start])[-20:]
+  # A story's pieces are its text, and encode to its tokens.
+  ex = sw.generate('story', 'train', 0, 1, **builders.story_options('balanced'))[0]
+  pieces = stories.pieces(ex)
+  assert ''.join(pieces) == stories.text(ex)
+  assert sum(mixture_tokenizer.encode_batch(pieces), []) == mixture_tokenizer.encode(
+      stories.text(ex))
+  # Evaluation reads every token alike.
+  np.testing.assert_array_equal(first_batch('test', answer_weight=5.0)['weights'],
+                                first_batch('test')['weights'])
+
+
 # --- The mixture ----------------------------------------------------------------------------
 
 def test_mixture_parsing(data_dir):

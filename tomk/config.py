@@ -44,9 +44,16 @@ def base() -> ml_collections.ConfigDict:
       # containers arrive in pieces of varying size, as words
       # never seen in training do (SocialWorld's held-out split). 0 = plain pieces.
       subword_dropout=0.0,
+      # Loss weight of the answers' tokens in SocialWorld stories (training split), against 1
+      # for every other token: a story's few answers carry its Theory of Mind, its many
+      # other tokens (who entered, which object) are mostly chance.
+      answer_weight=1.0,
       socialworld_train_size=0,      # train examples per SocialWorld family; 0 = default
       data_dir='',                   # '' = $TOMK_DATA_DIR or ~/.cache/tomk
       vocab_size=1024, seq_len=128,
+      # 'concat': documents back to back, cut into rows of seq_len wherever a row ends;
+      # 'whole': a document that fits in a row is never cut (the row is padded instead).
+      packing='concat',
       # Whose perspective each conversation is rendered from (their turns are <self>):
       # 'first' speaker, 'random' speaker, or 'other' (a speaker but the first).
       perspective='random',
@@ -147,6 +154,13 @@ def validate(config) -> None:
   if not 0.0 <= dropout < 1.0:
     raise ValueError(f'data.subword_dropout={dropout!r} is the chance of skipping each merge; '
                      f'set it in [0, 1), e.g. 0.1.')
+  answer_weight = config.data.get('answer_weight', 1.0)
+  if not answer_weight > 0:
+    raise ValueError(f'data.answer_weight={answer_weight!r} is a loss weight; set it > 0 '
+                     f'(1 = answers count like every other token).')
+  from tomk.data import pipeline
+  if config.data.get('packing', 'concat') not in pipeline.PACKINGS:
+    raise ValueError(f'data.packing={config.data.packing!r}; choose one of {pipeline.PACKINGS}.')
   from tomk import routing
   routing.check_routes(module.objectives(config), config.routes.to_dict())
 

@@ -64,6 +64,7 @@ from tomk.data import jsonl
 from tomk.data import tokenizer as tokenizer_lib
 from tomk.socialworld import builders
 from tomk.socialworld import scenarios
+from tomk.socialworld import stories
 
 PERSPECTIVES = ('first', 'random', 'other')
 SPLITS = ('train', 'validation', 'test', 'heldout')
@@ -302,7 +303,8 @@ def _perspective_owner(c: conversation.Conversation, index: int, perspective: st
 
 def _fields(data_config) -> dict[str, type]:
   """The per-token arrays of a featurized document (and of a packed row, with 'real')."""
-  fields = {'tokens': np.int32, 'rewards': np.float32, 'self': np.float32}
+  fields = {'tokens': np.int32, 'rewards': np.float32, 'self': np.float32,
+            'weight': np.float32}
   if getattr(data_config, 'reaction', ''):
     fields.update(reaction=np.float32, reaction_mask=np.float32)
   return fields
@@ -310,17 +312,19 @@ def _fields(data_config) -> dict[str, type]:
 
 class _Featurize:
   """(source number, record index) -> {'tokens': int32[n], 'rewards': float32[n],
-  'self': float32[n]} (+ 'reaction', 'reaction_mask' with data.reaction).
+  'self': float32[n], 'weight': float32[n]} (+ 'reaction', 'reaction_mask' with
+  data.reaction).
 
   One whole document: a conversation (each turn rewarded by the configured reward) or a
   SocialWorld example; a plain-text story ends with EOS so its answer does not run into
   the next story's first line. 'self' is 1 on the tokens the perspective owner said.
+  'weight' is each token's loss weight: `answer_weight` on a story's answers, else 1.
   """
 
   def __init__(self, data_config, tokenizer, sources: Sequence[tuple[str, Sequence]],
-               seed: int, subword_dropout: float = 0.0):
+               seed: int, subword_dropout: float = 0.0, answer_weight: float = 1.0):
     self._data_config, self._sources = data_config, sources
-    self._subword_dropout = subword_dropout
+    self._subword_dropout, self._answer_weight = subword_dropout, answer_weight
     self._tokenizer, self._seed = tokenizer, seed
     perspective = getattr(data_config, 'perspective', 'first')
     if perspective not in PERSPECTIVES:
@@ -338,11 +342,20 @@ class _Featurize:
     segments = _segments(self._data_config, source, records[index], index, self._seed)
     if not segments:
       return {k: np.zeros(0, dtype) for k, dtype in self._fields.items()}
-    if self._subword_dropout and source in builders.STORY_FAMILIES:
-      ids = self._tokenizer.encode_dropout(segments, self._subword_dropout,
+    story = source in builders.STORY_FAMILIES
+    # A story is one segment (one reward); its pieces (story and questions, answers, in
+    # turn) encode to the same tokens as its text and tell the answers' tokens apart.
+    texts = stories.pieces(builders.plain_record(records[index])) if story else segments
+    if self._subword_dropout and story:
+      ids = self._tokenizer.encode_dropout(texts, self._subword_dropout,
                                            _draw(f'{self._seed}:{source}:{index}:pieces'))
     else:
-      ids = self._tokenizer.encode_batch(segments)
+      ids = self._tokenizer.encode_batch(texts)
+    weight = None
+    if story:
+      weight = np.concatenate([np.full(len(x), self._answer_weight if i % 2 else 1.0,
+                                       np.float32) for i, x in enumerate(ids)])
+      ids = [list(itertools.chain.from_iterable(ids))]
     turn_rewards = np.asarray(self._reward_fn(_Prefixes(segments), segments), np.float32)
     if turn_rewards.shape != (len(segments),):
       raise ValueError(f'Reward function returned shape {turn_rewards.shape} for '
@@ -357,7 +370,12 @@ class _Featurize:
     starts = np.cumsum([0] + lengths[:-1])
     said = np.repeat(owner, lengths).astype(np.float32)
     said[starts[owner]] = 0.0
-    out = {'tokens': tokens, 'rewards': np.repeat(turn_rewards, lengths), 'self': said}
+    if weight is None:
+      weight = np.ones(len(tokens), np.float32)
+    else:
+      weight = np.append(weight, np.float32(1.0))[:len(tokens)]   # + EOS
+    out = {'tokens': tokens, 'rewards': np.repeat(turn_rewards, lengths), 'self': said,
+           'weight': weight}
     if self._reaction_fn is not None:
       # A reaction: an owner turn that answers another speaker's turn.
       turns = [i for i in range(1, len(segments)) if owner[i] and not owner[i - 1]]
@@ -372,6 +390,8 @@ class _Featurize:
 
 # --- Packing ------------------------------------------------------------------------------------
 
+PACKINGS = ('concat', 'whole')   # data.packing: see _PackIterDataset
+
 class _PackIterDataset(grain.IterDataset):
   """Concat-then-split: conversations back to back, cut into rows of `row_length` tokens.
 
@@ -380,21 +400,26 @@ class _PackIterDataset(grain.IterDataset):
   experimental.ConcatThenSplitIterDataset does the same but (grain 0.2.18) its state
   holds tuples that do not survive a JSON round trip, so restoring from a grain/orbax
   checkpoint can skip data; this one's state is {'parent': ..., 'offset': int}.
+
+  whole=True (data.packing='whole'): a document that fits in a row is never cut. When it
+  does not fit in what is left of the row, the row is padded and the document opens the
+  next one. A story cut in two leaves its questions without the sentences that answer
+  them; longer documents are still cut.
   """
 
-  def __init__(self, parent: grain.IterDataset, row_length: int):
+  def __init__(self, parent: grain.IterDataset, row_length: int, whole: bool = False):
     super().__init__(parent)
-    self._row_length = row_length
+    self._row_length, self._whole = row_length, whole
 
   def __iter__(self):
-    return _PackIterator(self._parent.__iter__(), self._row_length)
+    return _PackIterator(self._parent.__iter__(), self._row_length, self._whole)
 
 
 class _PackIterator(grain.DatasetIterator):
 
-  def __init__(self, parent: grain.DatasetIterator, row_length: int):
+  def __init__(self, parent: grain.DatasetIterator, row_length: int, whole: bool = False):
     super().__init__(parent)
-    self._row_length = row_length
+    self._row_length, self._whole = row_length, whole
     self._element = None           # the conversation being cut into rows
     self._element_state = None     # parent state just before `_element` was read
     self._offset = 0               # tokens of `_element` already emitted
@@ -408,6 +433,10 @@ class _PackIterator(grain.DatasetIterator):
           self._element, self._offset = next(self._parent), 0
         except StopIteration:
           break
+      length = len(self._element['tokens'])
+      if (self._whole and not self._offset and need < length <= self._row_length
+          and need < self._row_length):
+        break                              # it opens the next row, whole
       piece = slice(self._offset, self._offset + need)
       for k, v in self._element.items():
         pieces.setdefault(k, []).append(v[piece])
@@ -480,11 +509,17 @@ def _rows(data_config, tokenizer, split: str, *, seed: int, process_index: int,
   """Packed rows {'tokens', 'rewards', 'real'} of seq_len + 1 from this process's shard."""
   documents, sources = _documents(data_config, split, seed=seed, process_index=process_index,
                                   process_count=process_count, shuffle=shuffle, repeat=repeat)
-  # BPE-dropout on the training split's stories only: evaluation reads the plain pieces.
-  dropout = getattr(data_config, 'subword_dropout', 0.0) if split == 'train' else 0.0
-  featurize = _Featurize(data_config, tokenizer, sources, seed, dropout)
+  # BPE-dropout and answer weights on the training split only: evaluation reads the plain
+  # pieces and every token alike.
+  train = split == 'train'
+  featurize = _Featurize(data_config, tokenizer, sources, seed,
+                         getattr(data_config, 'subword_dropout', 0.0) if train else 0.0,
+                         getattr(data_config, 'answer_weight', 1.0) if train else 1.0)
   examples = documents.map(featurize).to_iter_dataset(_READ_OPTIONS)
-  return _PackIterDataset(examples, data_config.seq_len + 1)
+  packing = getattr(data_config, 'packing', 'concat')
+  if packing not in PACKINGS:
+    raise ValueError(f'data.packing={packing!r}; choose one of {PACKINGS}.')
+  return _PackIterDataset(examples, data_config.seq_len + 1, whole=packing == 'whole')
 
 
 def _local_batch_size(global_batch_size: int, process_count: int) -> int:
@@ -502,7 +537,8 @@ def _lm_batch(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   """
   tokens = rows['tokens']
   batch = {'inputs': tokens[:, :-1], 'targets': tokens[:, 1:],
-           'weights': rows['real'][:, 1:], 'rewards': rows['rewards'][:, 1:],
+           'weights': (rows['real'] * rows['weight'])[:, 1:],
+           'rewards': rows['rewards'][:, 1:],
            'self_mask': rows['self'][:, 1:]}
   if 'reaction' in rows:
     batch.update(reaction=rows['reaction'][:, :-1], reaction_mask=rows['reaction_mask'][:, :-1])
@@ -516,7 +552,8 @@ def lm_dataset(data_config, tokenizer, split: str, *, seed: int, global_batch_si
 
   Yields {'inputs': int32[B, L], 'targets': int32[B, L], 'weights': float32[B, L],
   'rewards': float32[B, L], 'self_mask': float32[B, L]} with B = global_batch_size //
-  process_count and L = data_config.seq_len. weights is 0 on padding; rewards[b, t] is
+  process_count and L = data_config.seq_len. weights is each target's loss weight: 0 on
+  padding, data.answer_weight on a story's answers (training split), else 1; rewards[b, t] is
   the reward of the turn that targets[b, t] belongs to; self_mask[b, t] is 1 where
   targets[b, t] is a token the perspective owner said. With data.reaction also
   'reaction' and 'reaction_mask' (see the module docstring). Without repeat, a last

@@ -169,11 +169,13 @@ def _record(family: str, example: dict) -> dict:
 class SocialWorld(tfds.core.GeneratorBasedBuilder):
   """SocialWorld families with ground truth; one config per family / story mix."""
 
-  VERSION = tfds.core.Version('1.1.0')
+  VERSION = tfds.core.Version('1.2.0')
   RELEASE_NOTES = {'1.0.0': 'Stories, preference stories, scenarios, rater pairs.',
                    '1.0.1': 'Held-out names no longer include chitchat speaker names.',
                    '1.1.0': 'Every story also answers ToMi\'s other questions; a larger '
-                            'training vocabulary (names, containers, objects).'}
+                            'training vocabulary (names, containers, objects).',
+                   '1.2.0': 'Stories read as one paragraph (their text, not their records, '
+                            'changed: a new version retrains the tokenizer).'}
   BUILDER_CONFIGS = []   # filled below: every family at its default size
 
   def _info(self) -> tfds.core.DatasetInfo:

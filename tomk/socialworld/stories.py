@@ -318,13 +318,33 @@ def generate(split: str = 'train', seed: int = 0, n: int = 1000, start: int = 0,
 # -- Text for the LM ---------------------------------------------------------------
 
 def prompt(example: dict) -> str:
-  """The story and question, up to the answer: the text a candidate is scored after."""
-  return '\n'.join(example['story']) + f'\nQ: {example["question"]} A:'
+  """The story and question, up to the answer: the text a candidate is scored after.
+
+  The story is one paragraph. Its lines once stood on lines of their own, and a name
+  opening a line then came without the word-start mark '▁' that SentencePiece gives a
+  word after a space: 'Priya' in the story was one piece, in the question ' P' 'riya'
+  (measured), so the model had to learn that the two were one person before it could
+  ask what that person saw. Every sentence now opens with a space, the first too, so a
+  name has the same pieces everywhere, unseen held-out names included.
+  """
+  return ''.join(' ' + line for line in example['story']) + f'\nQ: {example["question"]} A:'
 
 
 def continuation(example: dict, candidate: str | None = None) -> str:
   """' ' + the candidate container (default: the right answer)."""
   return ' ' + (example['answer'] if candidate is None else candidate)
+
+
+def pieces(example: dict) -> list[str]:
+  """text() cut around each answer: story and questions at even places, answers at odd.
+
+  The pieces encode to the same tokens as the whole text (an answer starts at a space),
+  so a pipeline can tell an answer's tokens apart (data.answer_weight).
+  """
+  out = [prompt(example), continuation(example)]
+  for q in example.get('more', ()):
+    out += [f'\nQ: {q["question"]} A:', ' ' + q['answer']]
+  return out
 
 
 def text(example: dict) -> str:
@@ -333,8 +353,7 @@ def text(example: dict) -> str:
   The drawn question comes first, so an evaluation prompt (story, one question) is a
   prefix of the training text; the story's other questions ('more') follow.
   """
-  return prompt(example) + continuation(example) + ''.join(
-      f'\nQ: {q["question"]} A: {q["answer"]}' for q in example.get('more', ()))
+  return ''.join(pieces(example))
 
 
 def conversation(example: dict, model_name: str = vocab_lib.MODEL_NAME,
