@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, SMALL_EVALUATION
+from conftest import EIGHT_DEVICES, REPO, SMALL_EVALUATION
 
 STEPS = 20
 ARGS = (f'--config.steps={STEPS}', '--config.log_every=5', '--config.eval_every=10',
@@ -96,7 +96,7 @@ def reference(data_dir, tmp_path_factory):
        f'--workdir={workdir / "run"}', '--config.mesh.data=8', *ARGS], cwd=REPO,
       capture_output=True, text=True, timeout=600,
       # A script outside the repository: tomk must be importable from REPO, installed or not.
-      env={**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
+      env={**os.environ, **EIGHT_DEVICES,
            'PYTHONPATH': os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')]))})
   assert result.returncode == 0, result.stderr[-3000:]
   return _records(workdir / 'run')

@@ -10,7 +10,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import PRETRAIN_SMOKE, REPO, SMALL_EVALUATION, run_main
+from conftest import EIGHT_DEVICES, PRETRAIN_SMOKE, REPO, SMALL_EVALUATION, run_main
 
 
 def _records(workdir):
@@ -109,7 +109,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(data_dir, tmp_path):
 def test_eight_devices_match_one_device(pretrain_smoke, tmp_path):
   workdir, _, _, _ = pretrain_smoke
   run_main(tmp_path / 'eight', '--config.mesh.data=8', *SMALL_EVALUATION,
-           env={'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
+           env=EIGHT_DEVICES)
   one, eight = _records(workdir), _records(tmp_path / 'eight')
   assert [r['step'] for r in one] == [r['step'] for r in eight]
   for a, b in zip(one, eight):
@@ -122,7 +122,7 @@ def test_eight_devices_match_one_device(pretrain_smoke, tmp_path):
     (('--config.no_such_key=1',), {}, 'no_such_key'),
     (('--config.algorithm=telepathy',), {}, "unknown algorithm 'telepathy'"),
     (('--config.batch_size=12', '--config.mesh.data=8'),
-     {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}, 'not divisible by the 8'),
+     EIGHT_DEVICES, 'not divisible by the 8'),
     (('--config.mesh.data=3',), {}, 'does not divide the 1 devices'),
 ])
 def test_bad_input_fails_with_a_clear_message(data_dir, tmp_path, overrides, env, message):

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import PRETRAIN_SMOKE, REPO, SMALL_EVALUATION, run_main
+from conftest import EIGHT_DEVICES, PRETRAIN_SMOKE, REPO, SMALL_EVALUATION, run_main
 
-EIGHT = {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}
+
 # The pretrain meshes run configs/pretrain.py:smoke and compare with its one-device run
 # (conftest's pretrain_smoke); the smoke model (d_model 32, 2 heads, ffn 64, vocab 512)
 # divides by the fsdp and tensor axes of size 2. data=8 alone is
@@ -61,7 +61,8 @@ def rl_one_device(data_dir, tmp_path_factory):
 @pytest.mark.xdist_group('scale_rl')
 @pytest.mark.parametrize('mesh', sorted(RL_MESHES))
 def test_rl_on_sharded_mesh_matches_one_device(rl_one_device, tmp_path, mesh):
-  run_main(tmp_path / mesh, *RL, *RL_MESHES[mesh], config='configs/rlhf.py:smoke', env=EIGHT)
+  run_main(tmp_path / mesh, *RL, *RL_MESHES[mesh], config='configs/rlhf.py:smoke',
+           env=EIGHT_DEVICES)
   actual = _records(tmp_path / mesh)
   # The policy-gradient loss is a mean of advantages near zero: compare it absolutely too.
   assert_same_losses(rl_one_device, actual, atol=1e-6, minimum=4)
@@ -74,7 +75,7 @@ def test_rl_on_sharded_mesh_matches_one_device(rl_one_device, tmp_path, mesh):
 @PRETRAIN_SMOKE
 @pytest.mark.parametrize('mesh', sorted(MESHES))
 def test_sharded_mesh_matches_one_device(pretrain_smoke, tmp_path, mesh):
-  run_main(tmp_path / mesh, *MESHES[mesh], *SMALL_EVALUATION, env=EIGHT)
+  run_main(tmp_path / mesh, *MESHES[mesh], *SMALL_EVALUATION, env=EIGHT_DEVICES)
   assert_same_losses(_records(pretrain_smoke[0]), _records(tmp_path / mesh))
   with open(tmp_path / mesh / 'config.json') as f:
     saved = json.load(f)['mesh']
@@ -119,7 +120,7 @@ print(json.dumps(out))
 @pytest.fixture(scope='module')
 def fsdp8():
   result = subprocess.run([sys.executable, '-c', _SHARDS], cwd=REPO, capture_output=True,
-                          text=True, timeout=600, env={**os.environ, **EIGHT})
+                          text=True, timeout=600, env={**os.environ, **EIGHT_DEVICES})
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -161,7 +162,7 @@ def test_aot_report_counts_parameters_and_per_device_bytes(fsdp8):
      'change the model size or the mesh'),
 ])
 def test_mesh_errors_say_what_to_change(data_dir, tmp_path, overrides, message):
-  result = run_main(tmp_path / 'w', *overrides, env=EIGHT, check=False)
+  result = run_main(tmp_path / 'w', *overrides, env=EIGHT_DEVICES, check=False)
   assert result.returncode == 1
   assert message in result.stderr, result.stderr[-2000:]
   assert 'Traceback' not in result.stderr
