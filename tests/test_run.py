@@ -76,9 +76,9 @@ def test_rerun_on_finished_workdir_resumes_without_redoing(pretrain_smoke):
 
 # Long enough that a signal sent once a checkpoint is saved (step 10 or 30) lands mid-run,
 # with 70 steps to spare on a loaded machine.
-LONG_STEPS = 100
+LONG_STEPS = 60
 LONG = (f'--config.steps={LONG_STEPS}', '--config.log_every=10', '--config.checkpoint_every=10',
-        '--config.eval_every=100', *SMALL_EVALUATION)
+        f'--config.eval_every={LONG_STEPS}', *SMALL_EVALUATION)
 
 
 def test_sigkill_mid_run_then_resume_matches_uninterrupted(data_dir, tmp_path):
@@ -91,7 +91,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(data_dir, tmp_path):
   checkpoints = killed / 'checkpoints' / 'pretrain'
   while time.time() < deadline and process.poll() is None:
     done = [int(s) for s in os.listdir(checkpoints) if s.isdigit()] if checkpoints.exists() else []
-    if done and max(done) >= 30:
+    if done and max(done) >= 20:
       break
     time.sleep(0.02)
   assert process.poll() is None, 'the run ended before it could be killed'
