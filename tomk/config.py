@@ -159,8 +159,7 @@ def validate(config) -> None:
     raise ValueError(f'data.answer_weight={answer_weight!r} is a loss weight; set it > 0 '
                      f'(1 = answers count like every other token).')
   from tomk.data import pipeline
-  if config.data.get('packing', 'concat') not in pipeline.PACKINGS:
-    raise ValueError(f'data.packing={config.data.packing!r}; choose one of {pipeline.PACKINGS}.')
+  pipeline.packs_whole(config.data)
   from tomk import routing
   routing.check_routes(module.objectives(config), config.routes.to_dict())
 

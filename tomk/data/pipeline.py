@@ -339,30 +339,34 @@ class _Featurize:
   def __call__(self, item: tuple[int, int]) -> dict[str, np.ndarray]:
     source, records = self._sources[int(item[0])]
     index = int(item[1])
-    segments = _segments(self._data_config, source, records[index], index, self._seed)
+    story = source in builders.STORY_FAMILIES
+    if story:
+      # One segment (one reward), encoded by its pieces (story and questions, answers, in
+      # turn): they give the text's tokens and tell the answers' apart.
+      texts = stories.pieces(builders.plain_record(records[index]))
+      segments = [''.join(texts)]     # = _segments(): builders.training_segments
+    else:
+      segments = texts = _segments(self._data_config, source, records[index], index,
+                                   self._seed)
     if not segments:
       return {k: np.zeros(0, dtype) for k, dtype in self._fields.items()}
-    story = source in builders.STORY_FAMILIES
-    # A story is one segment (one reward); its pieces (story and questions, answers, in
-    # turn) encode to the same tokens as its text and tell the answers' tokens apart.
-    texts = stories.pieces(builders.plain_record(records[index])) if story else segments
     if self._subword_dropout and story:
       ids = self._tokenizer.encode_dropout(texts, self._subword_dropout,
                                            _draw(f'{self._seed}:{source}:{index}:pieces'))
     else:
       ids = self._tokenizer.encode_batch(texts)
-    weight = None
     if story:
+      # Answers at odd places; EOS ends the story so its answer does not run into the next.
       weight = np.concatenate([np.full(len(x), self._answer_weight if i % 2 else 1.0,
-                                       np.float32) for i, x in enumerate(ids)])
-      ids = [list(itertools.chain.from_iterable(ids))]
+                                       np.float32) for i, x in enumerate(ids)] + [[1.0]])
+      ids = [list(itertools.chain.from_iterable(ids)) + [self._tokenizer.eos_id]]
+    else:
+      weight = np.ones(sum(len(x) for x in ids), np.float32)
     turn_rewards = np.asarray(self._reward_fn(_Prefixes(segments), segments), np.float32)
     if turn_rewards.shape != (len(segments),):
       raise ValueError(f'Reward function returned shape {turn_rewards.shape} for '
                        f'{len(segments)} turns of record {index} of {source!r}; it must '
                        f'return one float per turn.')
-    if source in builders.STORY_FAMILIES:
-      ids[-1] = ids[-1] + [self._tokenizer.eos_id]
     lengths = [len(x) for x in ids]
     tokens = np.fromiter(itertools.chain.from_iterable(ids), np.int32, sum(lengths))
     # The owner's turns open with the <self> role token; what they said follows it.
@@ -370,10 +374,6 @@ class _Featurize:
     starts = np.cumsum([0] + lengths[:-1])
     said = np.repeat(owner, lengths).astype(np.float32)
     said[starts[owner]] = 0.0
-    if weight is None:
-      weight = np.ones(len(tokens), np.float32)
-    else:
-      weight = np.append(weight, np.float32(1.0))[:len(tokens)]   # + EOS
     out = {'tokens': tokens, 'rewards': np.repeat(turn_rewards, lengths), 'self': said,
            'weight': weight}
     if self._reaction_fn is not None:
@@ -391,6 +391,15 @@ class _Featurize:
 # --- Packing ------------------------------------------------------------------------------------
 
 PACKINGS = ('concat', 'whole')   # data.packing: see _PackIterDataset
+
+
+def packs_whole(data_config) -> bool:
+  """Whether data.packing is 'whole'; an error naming the choices for any other value."""
+  packing = getattr(data_config, 'packing', 'concat')
+  if packing not in PACKINGS:
+    raise ValueError(f'data.packing={packing!r}; choose one of {PACKINGS}.')
+  return packing == 'whole'
+
 
 class _PackIterDataset(grain.IterDataset):
   """Concat-then-split: conversations back to back, cut into rows of `row_length` tokens.
@@ -434,8 +443,7 @@ class _PackIterator(grain.DatasetIterator):
         except StopIteration:
           break
       length = len(self._element['tokens'])
-      if (self._whole and not self._offset and need < length <= self._row_length
-          and need < self._row_length):
+      if self._whole and not self._offset and need < length <= self._row_length:
         break                              # it opens the next row, whole
       piece = slice(self._offset, self._offset + need)
       for k, v in self._element.items():
@@ -516,10 +524,7 @@ def _rows(data_config, tokenizer, split: str, *, seed: int, process_index: int,
                          getattr(data_config, 'subword_dropout', 0.0) if train else 0.0,
                          getattr(data_config, 'answer_weight', 1.0) if train else 1.0)
   examples = documents.map(featurize).to_iter_dataset(_READ_OPTIONS)
-  packing = getattr(data_config, 'packing', 'concat')
-  if packing not in PACKINGS:
-    raise ValueError(f'data.packing={packing!r}; choose one of {PACKINGS}.')
-  return _PackIterDataset(examples, data_config.seq_len + 1, whole=packing == 'whole')
+  return _PackIterDataset(examples, data_config.seq_len + 1, whole=packs_whole(data_config))
 
 
 def _local_batch_size(global_batch_size: int, process_count: int) -> int:
