@@ -71,6 +71,9 @@ def get_config(arg=None, final=FINAL):
   smoke = arg == 'smoke'
   config = pretrain_social.get_config('smoke' if smoke else None)
   config.rewards.extrinsic = 'reward_model'      # this run's reward_model stage
+  # No Theory of Mind probe while training: each stage's evaluation (eval/<stage>.json) has
+  # the full table, and the probe would cost every stage a compilation of its own.
+  config.evaluation.probe_stories_per_label = 0
   config.model.reward_head = True                # r̂, trained by infer_reward: every stage's tree
   steps = SMOKE if smoke else STAGES
   config.curriculum = f'pretrain,reward_model,finetune,imitation,{final}'

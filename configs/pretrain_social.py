@@ -54,6 +54,7 @@ def get_config(arg=None):
   config.batch_size = 8
   config.checkpoint_every = 200
   config.eval_every = 200
+  config.evaluation.probe_stories_per_label = 10   # ToM as it trains, every eval_every
   if arg == 'smoke':
     config_lib.smoke(config)
   elif arg:

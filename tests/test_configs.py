@@ -34,6 +34,22 @@ def _assert_ran_to_completion(workdir, result):
 def test_smoke_variant_runs_to_completion(config, data_dir, tmp_path):
   result = run_main(tmp_path / 'w', config=f'{config}:smoke')
   _assert_ran_to_completion(tmp_path / 'w', result)
+  saved = json.load(open(tmp_path / 'w' / 'config.json'))
+  if saved['evaluation'].get('probe_stories_per_label'):
+    _assert_probed_at_every_eval(tmp_path / 'w', saved, result)
+
+
+def _assert_probed_at_every_eval(workdir, saved, result):
+  """The Theory of Mind probe scored every row at step 0, every eval_every and the end."""
+  from tomk.evaluation import theory_of_mind
+  probed = {r['step']: r for r in map(json.loads, records(workdir)) if 'tom/all' in r}
+  every = saved['eval_every']
+  assert sorted(probed) == sorted({0, saved['steps'], *range(every, saved['steps'], every)})
+  for r in probed.values():
+    scores = {k: v for k, v in r.items() if k.startswith('tom/')}
+    assert set(scores) == {f'tom/{label}' for label in theory_of_mind.LABELS} | {'tom/all'}
+    assert all(0.0 <= v <= 1.0 for v in scores.values())
+  assert result.stdout.count('Theory of Mind (prediction') == len(probed)
 
 
 @KINDNESS_CURRICULUM
@@ -88,4 +104,12 @@ def test_bad_data_settings_fail_with_a_clear_message(key, value, message):
   config = runpy.run_path(os.path.join(REPO, 'configs/pretrain_social.py'))['get_config']()
   config.data[key] = value
   with pytest.raises(ValueError, match=re.escape(message)):
+    config_lib.validate(config)
+
+
+def test_a_negative_probe_size_fails_with_a_clear_message():
+  from tomk import config as config_lib
+  config = runpy.run_path(os.path.join(REPO, 'configs/pretrain_social.py'))['get_config']()
+  config.evaluation.probe_stories_per_label = -1
+  with pytest.raises(ValueError, match=re.escape('evaluation.probe_stories_per_label=-1')):
     config_lib.validate(config)

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import PRETRAIN_SMOKE, REPO
 from tomk import config as config_lib
+from tomk import evaluation
 from tomk.evaluation import perspective, scoring, theory_of_mind
 from tomk.model import STREAMS
 from tomk.socialworld import stories
@@ -90,6 +91,28 @@ def test_scorer_matches_model_apply_on_one_example(trained):
     log_probs = np.asarray(jax.nn.log_softmax(logits[stream][0], -1))
     direct = sum(log_probs[t - 1, tokens[t]] for t in range(len(prompt_ids), len(tokens)))
     np.testing.assert_allclose(scored[stream][1], direct, rtol=1e-5, atol=1e-5)
+
+
+@PRETRAIN_SMOKE
+def test_probe_scores_the_parameters_it_is_given_with_one_compilation(trained):
+  config, model, tokenizer, params, _ = trained
+  settings = evaluation.settings(config)
+  settings.update(probe_stories_per_label=1, lengths=(320,))
+  probe = theory_of_mind.Probe(model, tokenizer, settings)
+  assert len(probe.examples) == len(theory_of_mind.LABELS)
+  other = jax.tree.map(lambda x: x * 1.5, params)
+  prompts = [stories.prompt(ex) for ex in probe.examples]
+  answers = [stories.continuation(ex) for ex in probe.examples]
+  for p in (params, other, params):
+    scalars = probe(p)
+    fresh = scoring.Scorer(model, p, tokenizer, settings.batch_size, settings.lengths)
+    expected = theory_of_mind.evaluate(fresh, probe.examples)['prediction']
+    assert scalars == {f'tom/{name}': m['accuracy'] for name, m in expected.items()}
+    np.testing.assert_allclose(probe.scorer.continuations(prompts, answers)['prediction'],
+                               fresh.continuations(prompts, answers)['prediction'], rtol=1e-5)
+  assert set(probe.scorer.streams) == {'prediction'} and probe.scorer.traces == 1
+  line = theory_of_mind.probe_line(scalars)
+  assert line.startswith('memory ') and 'first_order ' in line and 'all ' in line
 
 
 # --- Hand-built: a byte tokenizer and a model that likes one letter per stream -----------------

@@ -117,7 +117,10 @@ def base() -> ml_collections.ConfigDict:
       scenarios_per_family=25,
       chitchat_conversations=100, windows_per_conversation=4,
       batch_size=32,
-      lengths=(128, 256, 512)))      # sequences pad to these: one compilation each
+      lengths=(128, 256, 512),       # sequences pad to these: one compilation each
+      # Theory of Mind while training: every eval_every steps, the prediction stream on
+      # this many test stories per row (0 = off); see evaluation.theory_of_mind.Probe.
+      probe_stories_per_label=0))
   return config
 
 
@@ -137,6 +140,8 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.evaluation.update(stories_per_label=2, scenarios_per_family=4,
                            chitchat_conversations=4, windows_per_conversation=1, batch_size=16,
                            lengths=(320,))                # one compilation
+  if config.evaluation.probe_stories_per_label:
+    config.evaluation.probe_stories_per_label = 1
   config.rl.max_new_tokens = 8       # the sampler's decode steps, in RL and in evaluation
   return config
 
@@ -158,6 +163,10 @@ def validate(config) -> None:
   if not answer_weight > 0:
     raise ValueError(f'data.answer_weight={answer_weight!r} is a loss weight; set it > 0 '
                      f'(1 = answers count like every other token).')
+  probe = config.evaluation.get('probe_stories_per_label', 0)
+  if not (isinstance(probe, int) and probe >= 0):
+    raise ValueError(f'evaluation.probe_stories_per_label={probe!r} is a number of stories per '
+                     f'row; set it to an integer >= 0 (0 = no probe while training).')
   from tomk.data import pipeline
   pipeline.packs_whole(config.data)
   from tomk import routing

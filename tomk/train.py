@@ -26,6 +26,7 @@ from etils import epath
 from tomk import (algorithms, branch, config as config_lib, curriculum, evaluation, metrics as metrics_lib,
                   optimizer, provenance, report, routing, sharding)
 from tomk.data import pipeline
+from tomk.evaluation import theory_of_mind
 from tomk.model import Model, ModelConfig, count_params
 
 
@@ -410,9 +411,21 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
   # --- The loop -------------------------------------------------------------------------------
   progress = metrics_lib.Progress(stage, config.steps, source.tokens_per_step)
   preemption = Preemption()
+  probe = _probe(config, built.model, tokenizer)
+
+  def evaluate_now(step):
+    scalars = evaluate(eval_step, state['params'], eval_batches)
+    if probe:
+      scalars.update(probe(state['params']))
+      if jax.process_index() == 0:
+        print(f'[{stage}] step {step} Theory of Mind (prediction, '
+              f'{config.evaluation.probe_stories_per_label} test stories per row): '
+              f'{theory_of_mind.probe_line(scalars)}', flush=True)
+    return scalars
+
   first_eval = None
   if start == 0 and offset == 0:
-    first_eval = evaluate(eval_step, state['params'], eval_batches)
+    first_eval = evaluate_now(0)
     writer.write(0, first_eval, **labels)
     progress.report(0, first_eval)
   started, last_eval = time.perf_counter(), first_eval
@@ -431,7 +444,7 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
       writer.write(offset + step, scalars, **labels)
       writer.write_timing(offset + step, progress.report(step, scalars))
     if step % config.eval_every == 0 or step == config.steps:
-      last_eval = evaluate(eval_step, state['params'], eval_batches)
+      last_eval = evaluate_now(step)
       writer.write(offset + step, last_eval, **labels)
       progress.report(step, last_eval)
     preempted = preemption.reached(manager, step)
@@ -461,6 +474,18 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
       before = f'{first_eval[k]:.3f} → ' if first_eval else ''
       print(f'  {k:28s} {before}{v:.3f}', flush=True)
   return state['params'], summary
+
+
+def _probe(config, model, tokenizer):
+  """The Theory of Mind probe of every eval (evaluation.probe_stories_per_label), or None."""
+  per_label = evaluation.settings(config).get('probe_stories_per_label', 0)
+  if not per_label:
+    return None
+  if jax.process_count() > 1:
+    raise ValueError(f'evaluation.probe_stories_per_label={per_label} scores stories on one '
+                     f'process; this run has {jax.process_count()}. Set it to 0 and evaluate '
+                     f'checkpoints with tomk.evaluate instead.')
+  return theory_of_mind.Probe(model, tokenizer, evaluation.settings(config))
 
 
 def load_run(workdir: str, step: int | None = None, stage: str | None = None):

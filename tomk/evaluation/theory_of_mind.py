@@ -72,3 +72,41 @@ def evaluate(scorer: scoring.Scorer, story_examples: list[dict]) -> dict:
     results[stream] = {name: scoring.summarize(correct[labels == name]) for name in LABELS}
     results[stream]['all'] = scoring.summarize(correct)
   return results
+
+
+class Probe:
+  """Theory of Mind during training: the prediction stream on a few test stories per row.
+
+  The table at the end of a run says what was learned; the probe says when, so a run
+  that learns memory at step 800 and first-order false belief never shows it as it
+  trains (config.evaluation.probe_stories_per_label, every eval_every steps). The
+  stories are the first of the evaluation's own test stories; the forward pass
+  compiles once and is reused for every probe of the stage.
+  """
+
+  STREAM = 'prediction'    # the impartial simulator, which SPEC §6's bar reads
+
+  def __init__(self, model, tokenizer, settings):
+    self.model, self.tokenizer, self.settings = model, tokenizer, settings
+    self.examples = examples('test', settings.seed, settings.probe_stories_per_label)
+    self.scorer = None
+
+  def __call__(self, params) -> dict[str, float]:
+    """{'tom/<question_type>/<tom|no_tom>' and 'tom/all': accuracy} of `params`."""
+    if self.scorer is None:
+      self.scorer = scoring.Scorer(self.model, params, self.tokenizer, self.settings.batch_size,
+                                   self.settings.lengths, streams=(self.STREAM,))
+    else:
+      self.scorer.params = params
+    results = evaluate(self.scorer, self.examples)[self.STREAM]
+    return {f'tom/{name}': m['accuracy'] for name, m in results.items()}
+
+
+def probe_line(scalars: dict[str, float]) -> str:
+  """The probe's accuracies in one line: 'memory 0.90  first_order 0.40/0.60 ...' (tom/no_tom)."""
+  cells = []
+  for question_type in QUESTION_TYPES:
+    values = [scalars.get(f'tom/{label(question_type, tom)}') for tom in (True, False)]
+    shown = [f'{v:.2f}' for v in values if v is not None]
+    cells.append(f'{question_type} {"/".join(shown)}')
+  return '  '.join(cells) + f'  (tom/no_tom; all {scalars["tom/all"]:.2f})'
