@@ -143,6 +143,31 @@ def test_whole_packing_never_cuts_a_document_that_fits_a_row():
   _assert_state_round_trips_at_every_row(packed, rows)
 
 
+def test_document_segments_number_each_piece_of_a_row():
+  # Tokens 100 * i + 1 ...: a token's document is token // 100, in both kinds of packing.
+  def element(i):
+    n = i % 7 + 1
+    return {'tokens': np.arange(n, dtype=np.int32) + 100 * i + 1,
+            **{k: np.ones(n, np.float32) for k in ('rewards', 'self', 'weight')}}
+  parent = grain.MapDataset.range(40).map(element).to_iter_dataset()
+  for whole in (False, True):
+    packed = pipeline._PackIterDataset(parent, 5, whole=whole,  # pylint: disable=protected-access
+                                       segments=True)
+    rows = list(packed)
+    for r in rows:
+      real = r['real'] > 0
+      assert (r['segment'][~real] == 0).all()
+      documents = r['tokens'][real] // 100
+      # Numbered 1, 2, ... in order of appearance, one number per document.
+      expected = np.cumsum(np.r_[True, documents[1:] != documents[:-1]])
+      np.testing.assert_array_equal(r['segment'][real], expected)
+    _assert_state_round_trips_at_every_row(packed, rows)
+  batch = pipeline._lm_batch({k: np.stack([r[k] for r in rows[:2]]) for k in rows[0]})
+  np.testing.assert_array_equal(batch['segments'], np.stack([r['segment'][:-1] for r in rows[:2]]))
+  assert 'segments' not in pipeline._lm_batch(   # pylint: disable=protected-access
+      {k: np.stack([r[k] for r in rows[:2]]) for k in rows[0] if k != 'segment'})
+
+
 # --- Sharding across processes --------------------------------------------------------------
 
 def _marked_conversations(path, n):

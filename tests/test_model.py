@@ -28,6 +28,24 @@ def test_prediction_stream_does_not_depend_on_behavior_parameters():
   assert not np.allclose(a['behavior'], b['behavior'])
 
 
+def test_a_document_masked_row_computes_each_document_as_if_alone():
+  # Three documents packed in one row of 16, the last cut short: with the mask from their
+  # segments every position's logits are those of its document run alone, from position 0
+  # (rotary attention depends only on distances). Without it, later documents change.
+  from tomk.routing import attention_mask
+  model = Model(CONFIG)
+  params = model.init(jax.random.key(0))
+  tokens = jax.random.randint(jax.random.key(3), (1, 16), 0, CONFIG.vocab_size)
+  segments = jnp.array([[1] * 5 + [2] * 7 + [3] * 4])
+  packed = model.apply(params, tokens, key_mask=attention_mask({'segments': segments}))
+  plain = model.apply(params, tokens)
+  for start, end in ((0, 5), (5, 12), (12, 16)):
+    alone = model.apply(params, tokens[:, start:end])
+    for stream in alone:
+      np.testing.assert_allclose(packed[stream][:, start:end], alone[stream], atol=1e-5)
+  assert not np.allclose(plain['prediction'][:, 5:], packed['prediction'][:, 5:], atol=1e-3)
+
+
 def test_cached_decoding_matches_full_sequence_for_both_streams():
   model = Model(CONFIG)
   params = model.init(jax.random.key(0))

@@ -106,6 +106,8 @@ def abstract_batch(config, batch_sharding) -> dict:
             'rewards': jnp.float32, 'self_mask': jnp.float32}
   if config.data.get('reaction'):
     dtypes.update(reaction=jnp.float32, reaction_mask=jnp.float32)
+  if config.data.get('document_mask'):
+    dtypes.update(segments=jnp.int32)
   return {k: jax.ShapeDtypeStruct(shape, d, sharding=batch_sharding) for k, d in dtypes.items()}
 
 

@@ -54,6 +54,9 @@ def base() -> ml_collections.ConfigDict:
       # 'concat': documents back to back, cut into rows of seq_len wherever a row ends;
       # 'whole': a document that fits in a row is never cut (the row is padded instead).
       packing='concat',
+      # Attention within each packed document only (a document never sees the one before
+      # it in its row), as every evaluation sees a story: alone. False: the whole row.
+      document_mask=False,
       # Whose perspective each conversation is rendered from (their turns are <self>):
       # 'first' speaker, 'random' speaker, or 'other' (a speaker but the first).
       perspective='random',

@@ -128,8 +128,10 @@ class Attention(nn.Module):
       query_slots = index + jnp.arange(x.shape[1])
       cache = {'k': keys, 'v': values, 'index': index + x.shape[1]}
     mask = (query_slots[:, None] >= key_slots[None, :])[None, None]          # [1, 1, T, S]
-    if key_mask is not None:                                                  # padding: [B, S]
+    if key_mask is not None and key_mask.ndim == 2:                           # padding: [B, S]
       mask = mask & key_mask[:, None, None, :]
+    elif key_mask is not None:                              # documents: [B, T, S] per query
+      mask = mask & key_mask[:, None]
     scores = jnp.einsum('bthd,bshd->bhts', q, keys) / jnp.sqrt(c.head_dim).astype(x.dtype)
     scores = jnp.where(mask, scores.astype(jnp.float32), -1e30)
     weights = jax.nn.softmax(scores, axis=-1).astype(x.dtype)

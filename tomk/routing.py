@@ -121,6 +121,16 @@ def update_scales(objectives: list[Objective], routes: Routes, gates, batch) -> 
   return scales
 
 
+def attention_mask(batch):
+  """The keys each position may attend to, besides the causal mask: the batch's 'key_mask'
+  ([B, S], padding), or for packed documents ('segments', data.document_mask) [B, T, S],
+  true where query and key are in the same document; None for no further mask."""
+  if 'segments' in batch:
+    segments = batch['segments']
+    return segments[:, :, None] == segments[:, None, :]
+  return batch.get('key_mask')
+
+
 def routed_gradients(model: Model, params, batch, objectives: list[Objective], routes: Routes,
                      gates: Mapping[str, jax.Array] | None = None):
   """Gradients of every partition under the routing table, from one forward pass.
@@ -130,7 +140,7 @@ def routed_gradients(model: Model, params, batch, objectives: list[Objective], r
   gets zeros.
   """
   gates = gates or {}
-  inputs, positions, key_mask = batch['inputs'], batch.get('positions'), batch.get('key_mask')
+  inputs, positions, key_mask = batch['inputs'], batch.get('positions'), attention_mask(batch)
   h, trunk_vjp = jax.vjp(lambda p: model.perceive(p, inputs, positions, key_mask=key_mask)[0],
                          params['perception'])
   metrics, grads, h_cotangent = {}, {}, None

@@ -114,7 +114,7 @@ def make_train_step(model, tx, algorithm, config):
 def make_eval_step(model):
   """Held-out NLL of each stream: summed loss and token count, so batches combine exactly."""
   def eval_step(params, batch):
-    logits = model.apply(params, batch['inputs'])
+    logits = model.apply(params, batch['inputs'], key_mask=routing.attention_mask(batch))
     out = {}
     for stream, lg in logits.items():
       nll = routing.token_nll(lg, batch)

@@ -7,7 +7,8 @@
     -> map: render (perspective / SocialWorld text), tokenize each turn, reward each turn
     -> pack: concat-then-split into rows of seq_len + 1 tokens
     -> batch(global_batch_size // process_count) -> inputs / targets / weights / rewards /
-       self_mask (and reaction / reaction_mask with data.reaction)
+       self_mask (and reaction / reaction_mask with data.reaction, segments with
+       data.document_mask)
 
 Every stage is deterministic given (seed, process_index, process_count), and the
 iterator's state is a small JSON dict: save it with
@@ -302,11 +303,20 @@ def _perspective_owner(c: conversation.Conversation, index: int, perspective: st
 
 
 def _fields(data_config) -> dict[str, type]:
-  """The per-token arrays of a featurized document (and of a packed row, with 'real')."""
+  """The per-token arrays of a featurized document."""
   fields = {'tokens': np.int32, 'rewards': np.float32, 'self': np.float32,
             'weight': np.float32}
   if getattr(data_config, 'reaction', ''):
     fields.update(reaction=np.float32, reaction_mask=np.float32)
+  return fields
+
+
+def _row_fields(data_config) -> dict[str, type]:
+  """The per-token arrays of a packed row: a document's, 'real' and (data.document_mask)
+  'segment'."""
+  fields = {**_fields(data_config), 'real': np.float32}
+  if getattr(data_config, 'document_mask', False):
+    fields['segment'] = np.int32
   return fields
 
 
@@ -414,21 +424,28 @@ class _PackIterDataset(grain.IterDataset):
   does not fit in what is left of the row, the row is padded and the document opens the
   next one. A story cut in two leaves its questions without the sentences that answer
   them; longer documents are still cut.
+
+  segments=True (data.document_mask): each row also gets 'segment', int32, the number
+  of the document piece each token belongs to (1, 2, ... in the row; 0 on padding), so
+  attention can stay within a document (routing.attention_mask).
   """
 
-  def __init__(self, parent: grain.IterDataset, row_length: int, whole: bool = False):
+  def __init__(self, parent: grain.IterDataset, row_length: int, whole: bool = False,
+               segments: bool = False):
     super().__init__(parent)
-    self._row_length, self._whole = row_length, whole
+    self._row_length, self._whole, self._segments = row_length, whole, segments
 
   def __iter__(self):
-    return _PackIterator(self._parent.__iter__(), self._row_length, self._whole)
+    return _PackIterator(self._parent.__iter__(), self._row_length, self._whole,
+                         self._segments)
 
 
 class _PackIterator(grain.DatasetIterator):
 
-  def __init__(self, parent: grain.DatasetIterator, row_length: int, whole: bool = False):
+  def __init__(self, parent: grain.DatasetIterator, row_length: int, whole: bool = False,
+               segments: bool = False):
     super().__init__(parent)
-    self._row_length, self._whole = row_length, whole
+    self._row_length, self._whole, self._segments = row_length, whole, segments
     self._element = None           # the conversation being cut into rows
     self._element_state = None     # parent state just before `_element` was read
     self._offset = 0               # tokens of `_element` already emitted
@@ -449,6 +466,8 @@ class _PackIterator(grain.DatasetIterator):
       for k, v in self._element.items():
         pieces.setdefault(k, []).append(v[piece])
       taken = len(pieces['tokens'][-1])
+      if self._segments:       # the piece's number in the row: 1, 2, ...; padding is 0
+        pieces.setdefault('segment', []).append(np.full(taken, len(pieces['tokens']), np.int32))
       need -= taken
       self._offset += taken
       if self._offset >= len(self._element['tokens']):
@@ -524,7 +543,8 @@ def _rows(data_config, tokenizer, split: str, *, seed: int, process_index: int,
                          getattr(data_config, 'subword_dropout', 0.0) if train else 0.0,
                          getattr(data_config, 'answer_weight', 1.0) if train else 1.0)
   examples = documents.map(featurize).to_iter_dataset(_READ_OPTIONS)
-  return _PackIterDataset(examples, data_config.seq_len + 1, whole=packs_whole(data_config))
+  return _PackIterDataset(examples, data_config.seq_len + 1, whole=packs_whole(data_config),
+                          segments=getattr(data_config, 'document_mask', False))
 
 
 def _local_batch_size(global_batch_size: int, process_count: int) -> int:
@@ -547,6 +567,8 @@ def _lm_batch(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
            'self_mask': rows['self'][:, 1:]}
   if 'reaction' in rows:
     batch.update(reaction=rows['reaction'][:, :-1], reaction_mask=rows['reaction_mask'][:, :-1])
+  if 'segment' in rows:
+    batch['segments'] = rows['segment'][:, :-1]
   return batch
 
 
@@ -561,8 +583,9 @@ def lm_dataset(data_config, tokenizer, split: str, *, seed: int, global_batch_si
   padding, data.answer_weight on a story's answers (training split), else 1; rewards[b, t] is
   the reward of the turn that targets[b, t] belongs to; self_mask[b, t] is 1 where
   targets[b, t] is a token the perspective owner said. With data.reaction also
-  'reaction' and 'reaction_mask' (see the module docstring). Without repeat, a last
-  partial batch is dropped.
+  'reaction' and 'reaction_mask' (see the module docstring); with data.document_mask
+  'segments': int32[B, L], which document of the row inputs[b, t] belongs to (0 on
+  padding; routing.attention_mask). Without repeat, a last partial batch is dropped.
   """
   batch_size = _local_batch_size(global_batch_size, process_count)
   rows = _rows(data_config, tokenizer, split, seed=seed, process_index=process_index,
@@ -581,8 +604,7 @@ def eval_batches(data_config, tokenizer, split: str, *, global_batch_size: int,
   rows = _rows(data_config, tokenizer, split, seed=0, process_index=process_index,
                process_count=process_count, shuffle=False, repeat=False)
   length = data_config.seq_len + 1
-  padding = {k: np.zeros(length, dtype)
-             for k, dtype in {**_fields(data_config), 'real': np.float32}.items()}
+  padding = {k: np.zeros(length, dtype) for k, dtype in _row_fields(data_config).items()}
   taken = list(itertools.islice(iter(rows), batch_size * num_batches))
   taken += [padding] * (batch_size * num_batches - len(taken))
   return [_lm_batch({k: np.stack([r[k] for r in taken[i:i + batch_size]]) for k in padding})
