@@ -17,6 +17,8 @@ COVERED_ELSEWHERE = {'configs/pretrain.py'}
 # which branch from it (tomk/branch.py): they train only that stage.
 BRANCHES = {'configs/rlhf.py': 'rlhf', 'configs/naive_kindness.py': 'naive_kindness'}
 COVERED_ELSEWHERE |= {'configs/empathy.py', *BRANCHES}
+# Configs that probe Theory of Mind while training (evaluation.probe_stories_per_label).
+PROBED = {'configs/pretrain_social.py'}
 SHARED = ['pretrain', 'reward_model', 'finetune', 'imitation.1.imitation',
           'imitation.1.infer_reward']
 
@@ -35,7 +37,8 @@ def test_smoke_variant_runs_to_completion(config, data_dir, tmp_path):
   result = run_main(tmp_path / 'w', config=f'{config}:smoke')
   _assert_ran_to_completion(tmp_path / 'w', result)
   saved = json.load(open(tmp_path / 'w' / 'config.json'))
-  if saved['evaluation'].get('probe_stories_per_label'):
+  assert bool(saved['evaluation']['probe_stories_per_label']) == (config in PROBED)
+  if config in PROBED:
     _assert_probed_at_every_eval(tmp_path / 'w', saved, result)
 
 

@@ -52,6 +52,7 @@ def test_batch_format(data_dir, chitchat_tokenizer):
   batch = _take(pipeline.lm_dataset(config, chitchat_tokenizer, 'train', seed=0,
                                     global_batch_size=32), 1)[0]
   assert set(batch) == {'inputs', 'targets', 'weights', 'rewards', 'self_mask'}
+  assert {k: v.dtype for k, v in batch.items()} == pipeline.batch_fields(config)
   for key, dtype in [('inputs', np.int32), ('targets', np.int32), ('weights', np.float32),
                      ('rewards', np.float32)]:
     assert batch[key].shape == (32, 128) and batch[key].dtype == dtype, key
@@ -162,7 +163,8 @@ def test_document_segments_number_each_piece_of_a_row():
       expected = np.cumsum(np.r_[True, documents[1:] != documents[:-1]])
       np.testing.assert_array_equal(r['segment'][real], expected)
     _assert_state_round_trips_at_every_row(packed, rows)
-  batch = pipeline._lm_batch({k: np.stack([r[k] for r in rows[:2]]) for k in rows[0]})
+  batch = pipeline._lm_batch(  # pylint: disable=protected-access
+      {k: np.stack([r[k] for r in rows[:2]]) for k in rows[0]})
   np.testing.assert_array_equal(batch['segments'], np.stack([r['segment'][:-1] for r in rows[:2]]))
   assert 'segments' not in pipeline._lm_batch(   # pylint: disable=protected-access
       {k: np.stack([r[k] for r in rows[:2]]) for k in rows[0] if k != 'segment'})
@@ -294,6 +296,18 @@ def test_eval_batches_are_fixed_and_padded_when_the_split_runs_out(tmp_path):
   assert np.isin(weights, [0.0, 1.0]).all()
   padded = weights == 0
   assert (np.stack([b['targets'] for b in batches])[padded] == tokenizer.pad_id).all()
+  # With document masks: the same batches plus segments, 0 on padded inputs only, and the
+  # fields tomk.aot compiles for.
+  config.document_mask = True
+  masked = make()
+  for plain, b in zip(batches, masked):
+    assert set(b) == set(plain) | {'segments'}
+    assert {k: v.dtype for k, v in b.items()} == pipeline.batch_fields(config)
+    _assert_same([plain], [{k: v for k, v in b.items() if k != 'segments'}])
+  segments = np.stack([b['segments'] for b in masked])
+  inputs = np.stack([b['inputs'] for b in masked])
+  np.testing.assert_array_equal(segments > 0, inputs != tokenizer.pad_id)
+  assert segments.max() >= 2                    # rows hold several conversations
 
 
 def test_unknown_source_and_perspective_name_the_fix(data_dir, chitchat_tokenizer):

@@ -105,7 +105,8 @@ def test_probe_scores_the_parameters_it_is_given_with_one_compilation(trained):
   answers = [stories.continuation(ex) for ex in probe.examples]
   for p in (params, other, params):
     scalars = probe(p)
-    fresh = scoring.Scorer(model, p, tokenizer, settings.batch_size, settings.lengths)
+    fresh = scoring.Scorer(model, p, tokenizer, settings.batch_size, settings.lengths,
+                           streams=('prediction',))
     expected = theory_of_mind.evaluate(fresh, probe.examples)['prediction']
     assert scalars == {f'tom/{name}': m['accuracy'] for name, m in expected.items()}
     np.testing.assert_allclose(probe.scorer.continuations(prompts, answers)['prediction'],

@@ -109,6 +109,24 @@ def test_story_answers_equal_recomputed_beliefs(mix, seed):
       assert f'Q: {q["question"]} A: {q["answer"]}' in stories.text(ex)
 
 
+def test_every_agent_adds_each_witness_of_the_placement_once_with_its_belief():
+  every = stories.generate('train', 3, 200, every_agent=True, **stories.BALANCED)
+  for ex in every:
+    events, obj = ex['events'], ex['object']
+    placed = next(p for e, p in witnessed(events) if e[:2] == ('place', obj))
+    asked = [q['chain'] for q in ex['more'] if q['question_type'] == 'first_order']
+    asked += [ex['chain']] if ex['question_type'] == 'first_order' else []
+    assert sorted(asked) == sorted((x,) for x in placed), ex
+    for q in ex['more']:
+      if q['question_type'] == 'first_order':
+        assert q['answer'] == belief(events, q['chain'], obj), (q, ex)
+        assert f'Q: {q["question"]} A: {q["answer"]}' in stories.text(ex)
+  # Within a story the answers turn on who saw the move: both kinds occur in one story.
+  def answers(ex):
+    return {q['answer'] for q in ex['more'] if q['question_type'] == 'first_order'}
+  assert sum(len(answers(ex)) == 2 for ex in every) > 50
+
+
 def test_story_types_mean_what_they_say():
   for ex in stories.generate('train', 3, 600, question_weights={'first_order': 1.0}):
     events, obj = ex['events'], ex['object']

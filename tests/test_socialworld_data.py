@@ -119,6 +119,12 @@ def test_story_mix_presets_and_overrides():
   assert 'true_belief' not in tuned['story_weights'] and tuned['tom_fraction'] == 0.7
   assert builders.builder_config('story', 'balanced,first_order:3').name.startswith(
       'story-mix_')
+  assert builders.story_options('balanced,every_agent:1') == {**stories.BALANCED,
+                                                              'every_agent': True}
+  assert builders.story_options('balanced,every_agent:0') == stories.BALANCED
+  assert builders.builder_config('story', 'balanced,every_agent:0').name == 'story-balanced'
+  assert builders.builder_config('story', 'balanced,every_agent:1').name.startswith(
+      'story-mix_')
   for bad, message in [('first_order:3', 'must start with a preset'),
                        ('balanced,fifth_order:1', 'unknown key'),
                        ('balanced,first_order:lots', 'key:number')]:

@@ -100,15 +100,10 @@ def cpu_devices(count: int) -> list:
 def abstract_batch(config, batch_sharding) -> dict:
   """The batch the pipeline makes (tomk.data.pipeline.lm_dataset), as shapes only."""
   import jax
-  import jax.numpy as jnp
+  from tomk.data import pipeline
   shape = (config.batch_size, config.data.seq_len)
-  dtypes = {'inputs': jnp.int32, 'targets': jnp.int32, 'weights': jnp.float32,
-            'rewards': jnp.float32, 'self_mask': jnp.float32}
-  if config.data.get('reaction'):
-    dtypes.update(reaction=jnp.float32, reaction_mask=jnp.float32)
-  if config.data.get('document_mask'):
-    dtypes.update(segments=jnp.int32)
-  return {k: jax.ShapeDtypeStruct(shape, d, sharding=batch_sharding) for k, d in dtypes.items()}
+  return {k: jax.ShapeDtypeStruct(shape, d, sharding=batch_sharding)
+          for k, d in pipeline.batch_fields(config.data).items()}
 
 
 def per_device_bytes(abstract_tree) -> int:

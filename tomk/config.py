@@ -55,7 +55,9 @@ def base() -> ml_collections.ConfigDict:
       # 'whole': a document that fits in a row is never cut (the row is padded instead).
       packing='concat',
       # Attention within each packed document only (a document never sees the one before
-      # it in its row), as every evaluation sees a story: alone. False: the whole row.
+      # it in its row), as every evaluation sees a story: alone; the held-out eval/nll_*
+      # are then masked alike. It goes with packing='whole': under 'concat' the second
+      # part of a cut document cannot see its first. False: the whole row.
       document_mask=False,
       # Whose perspective each conversation is rendered from (their turns are <self>):
       # 'first' speaker, 'random' speaker, or 'other' (a speaker but the first).
@@ -166,10 +168,14 @@ def validate(config) -> None:
   if not answer_weight > 0:
     raise ValueError(f'data.answer_weight={answer_weight!r} is a loss weight; set it > 0 '
                      f'(1 = answers count like every other token).')
-  probe = config.evaluation.get('probe_stories_per_label', 0)
-  if not (isinstance(probe, int) and probe >= 0):
-    raise ValueError(f'evaluation.probe_stories_per_label={probe!r} is a number of stories per '
-                     f'row; set it to an integer >= 0 (0 = no probe while training).')
+  from tomk import evaluation
+  settings = evaluation.settings(config)     # old configs have no evaluation section
+  probe = settings.probe_stories_per_label
+  if not (isinstance(probe, int) and 0 <= probe <= settings.stories_per_label):
+    raise ValueError(f'evaluation.probe_stories_per_label={probe!r} is a number of test stories '
+                     f'per row, the first of the evaluation\'s: set it to an integer from 0 (no '
+                     f'probe while training) to evaluation.stories_per_label='
+                     f'{settings.stories_per_label}.')
   from tomk.data import pipeline
   pipeline.packs_whole(config.data)
   from tomk import routing

@@ -246,7 +246,8 @@ class Model:
 
   # --- the parts, for routing and sampling -------------------------------------------------
   # key_mask [B, S] (True = a real token) hides padding from attention; S is the
-  # sequence length, or the cache length when decoding.
+  # sequence length, or the cache length when decoding. Without a cache it may also be
+  # [B, T, S], the keys each query may see (packed documents: routing.attention_mask).
   def perceive(self, perception_params, tokens, positions=None, cache=None, key_mask=None):
     positions = _default_positions(tokens, positions)
     return self.perception.apply({'params': perception_params}, tokens, positions, cache, key_mask)

@@ -123,12 +123,15 @@ def update_scales(objectives: list[Objective], routes: Routes, gates, batch) -> 
 
 def attention_mask(batch):
   """The keys each position may attend to, besides the causal mask: the batch's 'key_mask'
-  ([B, S], padding), or for packed documents ('segments', data.document_mask) [B, T, S],
-  true where query and key are in the same document; None for no further mask."""
-  if 'segments' in batch:
-    segments = batch['segments']
-    return segments[:, :, None] == segments[:, None, :]
-  return batch.get('key_mask')
+  ([B, S], padding); with packed documents ('segments', data.document_mask) [B, T, S], true
+  where query and key are in the same document (and the key is not masked); None for no
+  further mask."""
+  key_mask = batch.get('key_mask')
+  if 'segments' not in batch:
+    return key_mask
+  segments = batch['segments']
+  same = segments[:, :, None] == segments[:, None, :]
+  return same if key_mask is None else same & key_mask[:, None, :]
 
 
 def routed_gradients(model: Model, params, batch, objectives: list[Objective], routes: Routes,

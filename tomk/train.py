@@ -411,7 +411,7 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
   # --- The loop -------------------------------------------------------------------------------
   progress = metrics_lib.Progress(stage, config.steps, source.tokens_per_step)
   preemption = Preemption()
-  probe = _probe(config, built.model, tokenizer)
+  probe = _probe(config, built.model, tokenizer, stage)
 
   def evaluate_now(step):
     scalars = evaluate(eval_step, state['params'], eval_batches)
@@ -476,16 +476,21 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
   return state['params'], summary
 
 
-def _probe(config, model, tokenizer):
-  """The Theory of Mind probe of every eval (evaluation.probe_stories_per_label), or None."""
-  per_label = evaluation.settings(config).get('probe_stories_per_label', 0)
-  if not per_label:
+def _probe(config, model, tokenizer, stage):
+  """The Theory of Mind probe of every eval (evaluation.probe_stories_per_label), or None.
+
+  It scores on one process: a run of several skips it and says so (tomk.evaluate scores
+  every checkpoint afterwards).
+  """
+  settings = evaluation.settings(config)
+  if not settings.probe_stories_per_label:
     return None
   if jax.process_count() > 1:
-    raise ValueError(f'evaluation.probe_stories_per_label={per_label} scores stories on one '
-                     f'process; this run has {jax.process_count()}. Set it to 0 and evaluate '
-                     f'checkpoints with tomk.evaluate instead.')
-  return theory_of_mind.Probe(model, tokenizer, evaluation.settings(config))
+    if jax.process_index() == 0:
+      print(f'[{stage}] no Theory of Mind probe: it scores on one process and this run has '
+            f'{jax.process_count()}', flush=True)
+    return None
+  return theory_of_mind.Probe(model, tokenizer, settings)
 
 
 def load_run(workdir: str, step: int | None = None, stage: str | None = None):

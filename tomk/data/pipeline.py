@@ -425,9 +425,9 @@ class _PackIterDataset(grain.IterDataset):
   next one. A story cut in two leaves its questions without the sentences that answer
   them; longer documents are still cut.
 
-  segments=True (data.document_mask): each row also gets 'segment', int32, the number
-  of the document piece each token belongs to (1, 2, ... in the row; 0 on padding), so
-  attention can stay within a document (routing.attention_mask).
+  segments=True (data.document_mask): each row also gets 'segment', int32, a number per
+  document piece of the row (increasing, distinct; 0 on padding), so attention can stay
+  within a document (routing.attention_mask).
   """
 
   def __init__(self, parent: grain.IterDataset, row_length: int, whole: bool = False,
@@ -466,7 +466,7 @@ class _PackIterator(grain.DatasetIterator):
       for k, v in self._element.items():
         pieces.setdefault(k, []).append(v[piece])
       taken = len(pieces['tokens'][-1])
-      if self._segments:       # the piece's number in the row: 1, 2, ...; padding is 0
+      if self._segments:       # the piece's number in the row, from 1; padding is 0
         pieces.setdefault('segment', []).append(np.full(taken, len(pieces['tokens']), np.int32))
       need -= taken
       self._offset += taken
@@ -533,7 +533,7 @@ def _documents(data_config, split: str, *, seed: int, process_index: int, proces
 
 def _rows(data_config, tokenizer, split: str, *, seed: int, process_index: int,
           process_count: int, shuffle: bool, repeat: bool) -> grain.IterDataset:
-  """Packed rows {'tokens', 'rewards', 'real'} of seq_len + 1 from this process's shard."""
+  """Packed rows of seq_len + 1 tokens from this process's shard: the fields of _row_fields."""
   documents, sources = _documents(data_config, split, seed=seed, process_index=process_index,
                                   process_count=process_count, shuffle=shuffle, repeat=repeat)
   # BPE-dropout and answer weights on the training split only: evaluation reads the plain
@@ -545,6 +545,12 @@ def _rows(data_config, tokenizer, split: str, *, seed: int, process_index: int,
   examples = documents.map(featurize).to_iter_dataset(_READ_OPTIONS)
   return _PackIterDataset(examples, data_config.seq_len + 1, whole=packs_whole(data_config),
                           segments=getattr(data_config, 'document_mask', False))
+
+
+def batch_fields(data_config) -> dict[str, np.dtype]:
+  """The fields of lm_dataset's batches and their dtypes (tomk.aot compiles for them)."""
+  rows = {k: np.zeros((1, 2), dtype) for k, dtype in _row_fields(data_config).items()}
+  return {k: v.dtype for k, v in _lm_batch(rows).items()}
 
 
 def _local_batch_size(global_batch_size: int, process_count: int) -> int:

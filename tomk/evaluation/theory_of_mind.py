@@ -35,15 +35,23 @@ LABELS = tuple(label(q, tom) for q in QUESTION_TYPES
                for tom in ((False,) if stories.ORDER[q] == 0 else (True, False)))
 
 
-def examples(split: str, seed: int, per_label: int) -> list[dict]:
-  """`per_label` stories for each of LABELS from `split`, the same for every run."""
+def examples(split: str, seed: int, per_label: int, stride: int | None = None) -> list[dict]:
+  """`per_label` stories for each of LABELS from `split`, the same for every run.
+
+  Row i's stories are those at indices i * stride ... (stride defaults to per_label), so
+  with the evaluation's stride a smaller `per_label` draws the first of its stories.
+  """
+  stride = per_label if stride is None else stride
+  if per_label > stride:
+    raise ValueError(f'{per_label} stories per row with a stride of {stride}: the rows would '
+                     f'share stories; ask for at most {stride}.')
   out = []
   for i, name in enumerate(LABELS):
     question_type, tom = name.split('/')
     # Disjoint index ranges: example i's story depends on (split, seed, i) only, so
     # rows sharing indices would share stories.
     out += socialworld.generate(
-        'story', split, seed, per_label, start=i * per_label,
+        'story', split, seed, per_label, start=i * stride,
         story_weights=stories.BALANCED['story_weights'],
         question_weights={question_type: 1.0}, tom_fraction=float(tom == 'tom'))
   return out
@@ -77,18 +85,18 @@ def evaluate(scorer: scoring.Scorer, story_examples: list[dict]) -> dict:
 class Probe:
   """Theory of Mind during training: the prediction stream on a few test stories per row.
 
-  The table at the end of a run says what was learned; the probe says when, so a run
-  that learns memory at step 800 and first-order false belief never shows it as it
-  trains (config.evaluation.probe_stories_per_label, every eval_every steps). The
-  stories are the first of the evaluation's own test stories; the forward pass
-  compiles once and is reused for every probe of the stage.
+  The table at the end of a run says what was learned; the probe says when: every
+  eval_every steps it scores config.evaluation.probe_stories_per_label test stories per
+  row, the first of the evaluation's own (so at most evaluation.stories_per_label). The
+  forward pass compiles once per padded length and is reused by every probe of a stage.
   """
 
   STREAM = 'prediction'    # the impartial simulator, which SPEC §6's bar reads
 
   def __init__(self, model, tokenizer, settings):
     self.model, self.tokenizer, self.settings = model, tokenizer, settings
-    self.examples = examples('test', settings.seed, settings.probe_stories_per_label)
+    self.examples = examples('test', settings.seed, settings.probe_stories_per_label,
+                             stride=settings.stories_per_label)
     self.scorer = None
 
   def __call__(self, params) -> dict[str, float]:

@@ -72,9 +72,11 @@ def story_options(story_mix: str) -> dict:
     'balanced,first_order:3'               ... with first-order questions 3x as likely
     'natural,tom_fraction:0.5'             ToMi's mix, half the belief questions tom
     'balanced,true_belief:0'               no true-belief stories
+    'balanced,every_agent:1'               ... each story also asks every agent's belief
 
-  Keys are story types (stories.STORY_TYPES), question types (stories.QUESTION_TYPES)
-  or 'tom_fraction'; a weight of 0 drops that type.
+  Keys are story types (stories.STORY_TYPES), question types (stories.QUESTION_TYPES),
+  'tom_fraction' or 'every_agent' (stories.generate; 1 = on); a weight of 0 drops that
+  type.
   """
   parts = [p.strip() for p in story_mix.split(',') if p.strip()]
   if not parts or parts[0] not in STORY_MIXES:
@@ -94,14 +96,19 @@ def story_options(story_mix: str) -> dict:
                        f'"first_order:3".') from None
     if key == 'tom_fraction':
       options['tom_fraction'] = number
+    elif key == 'every_agent':
+      if number:            # off is the default: absent, so the mix keeps its name
+        options['every_agent'] = True
+      else:
+        options.pop('every_agent', None)
     elif key in stories.STORY_TYPES:
       options['story_weights'][key] = number
     elif key in stories.QUESTION_TYPES:
       options['question_weights'][key] = number
     else:
       raise ValueError(f'story_mix={story_mix!r}: unknown key {key!r}; use a story type '
-                       f'{stories.STORY_TYPES}, a question type {stories.QUESTION_TYPES} '
-                       f'or tom_fraction.')
+                       f'{stories.STORY_TYPES}, a question type {stories.QUESTION_TYPES}, '
+                       f'tom_fraction or every_agent.')
   for group in ('story_weights', 'question_weights'):
     options[group] = {k: w for k, w in options[group].items() if w}
   return options
@@ -111,7 +118,7 @@ def _story_mix_name(options: dict) -> str:
   # Key order matters too: the generator draws a type by walking its weights in order.
   text = json.dumps(options)
   for name, preset in STORY_MIXES.items():
-    if text == json.dumps({k: preset[k] for k in options}):
+    if text == json.dumps({k: preset.get(k) for k in options}):
       return name
   return 'mix_' + hashlib.sha256(text.encode()).hexdigest()[:8]
 

@@ -225,7 +225,7 @@ def question_text(question_type: str, chain: tuple, obj: str) -> str:
 
 
 def _example(rng, vocab, index, split, seed, story_weights, question_weights, tom_fraction,
-             max_observers, distractor_rate, more_questions):
+             max_observers, distractor_rate, more_questions, every_agent):
   question_type = vocab_lib.weighted(rng, question_weights)
   order = ORDER[question_type]
   want_tom = None
@@ -260,6 +260,12 @@ def _example(rng, vocab, index, split, seed, story_weights, question_weights, to
     other_answer = {'memory': c1, 'reality': c2}.get(other) or _belief(records, other_chain)
     more.append({'question': question_text(other, other_chain, obj), 'answer': other_answer,
                  'question_type': other, 'chain': other_chain})
+  if every_agent:
+    asked = {q['chain'] for q in more if q['question_type'] == 'first_order'}
+    asked |= {chain} if question_type == 'first_order' else set()
+    more += [{'question': question_text('first_order', (x,), obj),
+              'answer': _belief(records, (x,)), 'question_type': 'first_order', 'chain': (x,)}
+             for x in agents if (x,) not in asked]
   vocab_lib.shuffle(rng, more)
   return {
       'id': f'story-{split}-{seed}-{index}',
@@ -283,7 +289,8 @@ def _example(rng, vocab, index, split, seed, story_weights, question_weights, to
 def generate(split: str = 'train', seed: int = 0, n: int = 1000, start: int = 0,
              story_weights: dict | None = None, question_weights: dict | None = None,
              tom_fraction: float | None = None, max_observers: int = 2,
-             distractor_rate: float = 0.3, more_questions: bool = True) -> list[dict]:
+             distractor_rate: float = 0.3, more_questions: bool = True,
+             every_agent: bool = False) -> list[dict]:
   """n false-belief story examples; see the module docstring and NATURAL / BALANCED.
 
   Args:
@@ -298,6 +305,9 @@ def generate(split: str = 'train', seed: int = 0, n: int = 1000, start: int = 0,
     more_questions: also ask ToMi's other question types about the same story ('more',
       in random order after the drawn question; they follow the natural mix, not the
       weights). Training text answers them all: several answers a story.
+    every_agent: also ask where each agent who saw the object placed will look for it
+      (a first-order question per agent, in 'more'): within one story the answer then
+      turns on who saw the move, which no story-level shortcut can tell.
   """
   story_weights = story_weights or NATURAL['story_weights']
   question_weights = question_weights or NATURAL['question_weights']
@@ -311,7 +321,7 @@ def generate(split: str = 'train', seed: int = 0, n: int = 1000, start: int = 0,
 
   def make(rng, vocab, index):
     return _example(rng, vocab, index, split, seed, story_weights, question_weights,
-                    tom_fraction, max_observers, distractor_rate, more_questions)
+                    tom_fraction, max_observers, distractor_rate, more_questions, every_agent)
   return vocab_lib.seeded_examples(make, 'story', split, seed, n, start)
 
 
