@@ -116,3 +116,14 @@ def test_a_negative_probe_size_fails_with_a_clear_message():
   config.evaluation.probe_stories_per_label = -1
   with pytest.raises(ValueError, match=re.escape('evaluation.probe_stories_per_label=-1')):
     config_lib.validate(config)
+
+
+def test_a_setting_added_since_a_run_began_differs_only_off_its_default():
+  from tomk import config as config_lib
+  now = config_lib.flatten(config_lib.to_json(config_lib.base()))
+  saved = {k: v for k, v in now.items() if k != 'data.document_mask'}   # written before it
+  assert config_lib.differing_keys(saved, now) == []
+  assert config_lib.differing_keys(saved, {**now, 'data.document_mask': True}) == [
+      'data.document_mask']
+  assert config_lib.differing_keys(saved, {**now, 'unknown.key': 1}) == ['unknown.key']
+  assert config_lib.differing_keys(saved, {**now, 'seed': 7}) == ['seed']

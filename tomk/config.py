@@ -194,8 +194,12 @@ def flatten(d, prefix=''):
 
 
 def differing_keys(a: dict, b: dict) -> list[str]:
-  """Sorted keys of two flat dicts whose values differ (a key only one has differs)."""
-  return sorted(k for k in a.keys() | b.keys() if a.get(k, '<absent>') != b.get(k, '<absent>'))
+  """Sorted keys of two flat configs whose values differ. A key only one has differs,
+  unless the other holds base()'s default for it: a setting added since a run began,
+  at its default, changes nothing (a config.json written before it resumes)."""
+  defaults = flatten(to_json(base()))
+  value = lambda d, k: d.get(k, defaults.get(k, '<absent>'))
+  return sorted(k for k in a.keys() | b.keys() if value(a, k) != value(b, k))
 
 
 def to_json(config) -> dict:
