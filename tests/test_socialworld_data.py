@@ -123,6 +123,10 @@ def test_story_mix_presets_and_overrides():
                                                               'every_agent': True}
   assert builders.story_options('balanced,every_agent:0') == stories.BALANCED
   assert builders.builder_config('story', 'balanced,every_agent:0').name == 'story-balanced'
+  simple = builders.story_options('balanced,max_observers:0,distractor_rate:0')
+  assert (simple['max_observers'], simple['distractor_rate']) == (0, 0.0)
+  assert isinstance(simple['max_observers'], int)
+  assert builders.story_options('balanced,max_observers:2,distractor_rate:0.3') == stories.BALANCED
   assert builders.builder_config('story', 'balanced,every_agent:1').name.startswith(
       'story-mix_')
   for bad, message in [('first_order:3', 'must start with a preset'),

@@ -65,6 +65,10 @@ _CHUNK = 4096   # examples drawn at a time while writing
 
 # --- Story mixes -----------------------------------------------------------------------------
 
+# stories.generate's options for a story's shape, with their defaults.
+_STORY_SHAPE = {'max_observers': 2, 'distractor_rate': 0.3}
+
+
 def story_options(story_mix: str) -> dict:
   """stories.generate options of a story mix: a preset, then 'type:weight' overrides.
 
@@ -73,10 +77,11 @@ def story_options(story_mix: str) -> dict:
     'natural,tom_fraction:0.5'             ToMi's mix, half the belief questions tom
     'balanced,true_belief:0'               no true-belief stories
     'balanced,every_agent:1'               ... each story also asks every agent's belief
+    'balanced,max_observers:0,distractor_rate:0'   two agents, no distractors: simple
 
   Keys are story types (stories.STORY_TYPES), question types (stories.QUESTION_TYPES),
-  'tom_fraction' or 'every_agent' (stories.generate; 1 = on); a weight of 0 drops that
-  type.
+  or options of stories.generate: 'tom_fraction', 'every_agent' (1 = on),
+  'max_observers', 'distractor_rate'; a weight of 0 drops that type.
   """
   parts = [p.strip() for p in story_mix.split(',') if p.strip()]
   if not parts or parts[0] not in STORY_MIXES:
@@ -101,6 +106,11 @@ def story_options(story_mix: str) -> dict:
         options['every_agent'] = True
       else:
         options.pop('every_agent', None)
+    elif key in _STORY_SHAPE:
+      if number != _STORY_SHAPE[key]:    # the default is absent too
+        options[key] = type(_STORY_SHAPE[key])(number)
+      else:
+        options.pop(key, None)
     elif key in stories.STORY_TYPES:
       options['story_weights'][key] = number
     elif key in stories.QUESTION_TYPES:
@@ -108,7 +118,7 @@ def story_options(story_mix: str) -> dict:
     else:
       raise ValueError(f'story_mix={story_mix!r}: unknown key {key!r}; use a story type '
                        f'{stories.STORY_TYPES}, a question type {stories.QUESTION_TYPES}, '
-                       f'tom_fraction or every_agent.')
+                       f'tom_fraction, every_agent, max_observers or distractor_rate.')
   for group in ('story_weights', 'question_weights'):
     options[group] = {k: w for k, w in options[group].items() if w}
   return options
