@@ -28,8 +28,13 @@ training words), n = 30 each:
   answer_weight 1       0.43    0.43        0.37 / 0.63               0.50 / 0.63
   + every_agent         0.93    0.97        0.23 / 0.63               0.73 / 0.30
   + document_mask,whole 0.33    0.60        0.50 / 0.60               0.43 / 0.53
+  simple stories alone   0.93    1.00        0.17 / 0.70               0.70 / 0.53
 ('+ every_agent': story_mix 'balanced,every_agent:1', a first-order question about every
-agent of each story; '+ document_mask,whole': data.document_mask=True, packing='whole'.)
+agent of each story; '+ document_mask,whole': data.document_mask=True, packing='whole';
+'simple stories alone': 700 steps of --config.data.mixture=story:1 and story_mix
+'balanced,max_observers:0,distractor_rate:0,every_agent:1' (two agents, no distractors)
+with both of the above, scored on the full stories of the test split. Simple stories
+teach memory and reality by step 400 (twice, seeds 0, schedules of 700 and 1,400 steps).)
 Whether memory and reality are learned by step 1,400 varies from run to run (the probe,
 evaluation.probe_stories_per_label, shows it as a jump: by step 1,000 with every_agent);
 no run has learned first-order false belief, not even on its training stories (answer_weight
