@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import inspect
 import json
 import os
 from typing import Any, Mapping
@@ -65,8 +66,9 @@ _CHUNK = 4096   # examples drawn at a time while writing
 
 # --- Story mixes -----------------------------------------------------------------------------
 
-# stories.generate's options for a story's shape, with their defaults.
-_STORY_SHAPE = {'max_observers': 2, 'distractor_rate': 0.3}
+# stories.generate's options a mix may set, with their defaults (read off its signature).
+_STORY_OPTIONS = {name: inspect.signature(stories.generate).parameters[name].default
+                  for name in ('every_agent', 'max_observers', 'distractor_rate')}
 
 
 def story_options(story_mix: str) -> dict:
@@ -101,15 +103,11 @@ def story_options(story_mix: str) -> dict:
                        f'"first_order:3".') from None
     if key == 'tom_fraction':
       options['tom_fraction'] = number
-    elif key == 'every_agent':
-      if number:            # off is the default: absent, so the mix keeps its name
-        options['every_agent'] = True
-      else:
-        options.pop('every_agent', None)
-    elif key in _STORY_SHAPE:
-      if number != _STORY_SHAPE[key]:    # the default is absent too
-        options[key] = type(_STORY_SHAPE[key])(number)
-      else:
+    elif key in _STORY_OPTIONS:
+      value = type(_STORY_OPTIONS[key])(number)     # every_agent:1 -> True
+      if value != _STORY_OPTIONS[key]:
+        options[key] = value
+      else:                 # a default is absent, so the mix keeps its name
         options.pop(key, None)
     elif key in stories.STORY_TYPES:
       options['story_weights'][key] = number
