@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -51,8 +52,11 @@ def test_cli_prints_the_table_and_writes_eval_json(evaluated_run):
   for split in tom:
     assert set(tom[split]) == set(STREAMS)
     for stream in STREAMS:
-      assert set(tom[split][stream]) == set(theory_of_mind.LABELS) | {'all'}
+      assert set(tom[split][stream]) == set(theory_of_mind.ROWS)
       for label, m in tom[split][stream].items():
+        if label == theory_of_mind.WITNESS and m['n'] == 0:    # a subset: may be empty
+          assert m['accuracy'] is None
+          continue
         assert m['n'] > 0, (split, stream, label)
         assert 0.0 <= m['accuracy'] <= 1.0
       assert tom[split][stream]['all']['n'] == PER_LABEL * len(theory_of_mind.LABELS)
@@ -167,6 +171,45 @@ def test_ranking_picks_the_candidate_with_the_higher_likelihood():
   assert results['behavior']['reality/no_tom'] == {'accuracy': 1.0, 'n': 1}
   assert results['prediction']['reality/no_tom'] == {'accuracy': 0.0, 'n': 1}
   assert results['behavior']['first_order/tom'] == {'accuracy': None, 'n': 0}
+
+
+class StoryTypeScorer:
+  """A 'model' that knows whether a story holds a false belief but not whose: for every
+  question of a false-belief story it favours the object's first place, otherwise its last."""
+
+  streams = ('prediction',)
+
+  def __init__(self, story_examples):
+    self.by_prompt = {stories.prompt(ex): ex for ex in story_examples}
+
+  def continuations(self, prompts, continuations):
+    scores = []
+    for prompt, continuation in zip(prompts, continuations):
+      ex = self.by_prompt[prompt]
+      text = ' '.join(ex['story'])
+      first = re.search(rf'The {ex["object"]} is in the (\w+)\.', text).group(1)
+      last = (re.findall(rf'moved the {ex["object"]} to the (\w+)\.', text) or [first])[-1]
+      favoured = first if ex['story_type'] != 'true_belief' else last
+      scores.append(float(continuation == ' ' + favoured))
+    return {'prediction': np.array(scores)}
+
+
+def test_witness_row_tells_whether_a_model_knows_whose_belief_is_false():
+  examples = theory_of_mind.examples('test', seed=3, per_label=10)
+  results = theory_of_mind.evaluate(StoryTypeScorer(examples), examples)['prediction']
+  first_order_no_tom = [ex for ex in examples
+                        if ex['question_type'] == 'first_order' and not ex['tom']]
+  witnesses = [ex for ex in first_order_no_tom if ex['story_type'] != 'true_belief']
+  assert 0 < len(witnesses) < len(first_order_no_tom)
+  # Right on every false belief and every true-belief story, wrong on every witness: a
+  # first-order score that looks half learned, and a witness row that says why.
+  assert results['first_order/tom'] == {'accuracy': 1.0, 'n': 10}
+  assert results[theory_of_mind.WITNESS] == {'accuracy': 0.0, 'n': len(witnesses)}
+  assert results['first_order/no_tom']['accuracy'] == pytest.approx(
+      1 - len(witnesses) / len(first_order_no_tom))
+  assert results['all']['n'] == 10 * len(theory_of_mind.LABELS)
+  assert 'witness 0.00' in theory_of_mind.probe_line(
+      {f'tom/{row}': m['accuracy'] for row, m in results.items() if m['accuracy'] is not None})
 
 
 def test_prompt_tokens_that_merge_with_the_continuation_fall_back_to_separate_encoding():

@@ -65,7 +65,7 @@ def rows(evaluations: list[dict | None], splits: tuple[str, ...]) -> list[Row]:
   first = splits[0]
   specs = []       # (section, label, results -> (value, n) | None)
   section = f'Theory of Mind: prediction stream, {first}, by question type (chance 0.50)'
-  for name in theory_of_mind.LABELS + ('all',):
+  for name in theory_of_mind.ROWS:
     specs.append((section, name, lambda r, name=name: _measure(
         r, 'theory_of_mind', first, 'prediction', name)))
   section = 'Theory of Mind: all questions (chance 0.50)'

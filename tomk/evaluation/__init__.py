@@ -187,8 +187,9 @@ def table(results: dict) -> str:
            f'chance 0.50; evaluation seed {results["seed"]}',
            f'{"":20}' + ''.join(f'{stream:{width * len(splits)}}' for stream in STREAMS),
            f'{"question":20}' + ''.join(f'{split:{width}}' for _, split in columns)]
-  for name in theory_of_mind.LABELS + ('all',):
-    cells = [tom[split][stream][name] for stream, split in columns]
+  for name in theory_of_mind.ROWS:
+    # .get: an eval.json kept from before a row was added lacks it.
+    cells = [tom[split][stream].get(name, {'accuracy': None, 'n': 0}) for stream, split in columns]
     lines.append(f'{name:20}' + ''.join(f'{_accuracy(m) + " (" + str(m["n"]) + ")":{width}}'
                                         for m in cells))
   lines += ['', 'Perspective-taking: the partner\'s turns, NLL per token / next-token accuracy '

@@ -9,7 +9,8 @@ Accuracy is reported per question type (memory, reality, first- to fourth-order
 belief) and, for beliefs, apart for `tom` questions (the answer is a false belief)
 and `no_tom` ones: a model that always answers where the object really is scores
 100 % on no_tom and 0 % on tom, which one pooled number would hide (SPEC §5,
-"Balance what is hard").
+"Balance what is hard"). One more row, `first_order/witness`, asks whether a model
+knows *whose* belief is false (see WITNESS).
 
 The stories are drawn with the story mix of `stories.BALANCED`, exactly `per_label`
 for each row (question type × tom), so every row has enough examples however rare
@@ -33,6 +34,15 @@ def label(question_type: str, tom: bool) -> str:
 # Order-0 questions (memory, reality) ask where the object is or was, never a belief.
 LABELS = tuple(label(q, tom) for q in QUESTION_TYPES
                for tom in ((False,) if stories.ORDER[q] == 0 else (True, False)))
+
+# Whose belief: a first_order/no_tom question in a false-belief story asks about an agent
+# who saw the move that another agent missed. A model that has learned only that the story
+# holds a false belief answers every agent of it alike, so first_order/tom plus this row
+# comes to about 1; telling the agents apart, to 2. A subset of first_order/no_tom, not
+# stories of its own, so 'all' pools LABELS alone; its n varies (None when empty).
+WITNESS = 'first_order/witness'
+ROWS = LABELS + (WITNESS, 'all')
+_FALSE_BELIEF_STORIES = ('false_belief', 'second_order_false_belief')
 
 
 def examples(split: str, seed: int, per_label: int, stride: int | None = None) -> list[dict]:
@@ -58,7 +68,7 @@ def examples(split: str, seed: int, per_label: int, stride: int | None = None) -
 
 
 def evaluate(scorer: scoring.Scorer, story_examples: list[dict]) -> dict:
-  """{stream: {question_type/tom: {'accuracy', 'n'}, 'all': {...}}} for every stream."""
+  """{stream: {row: {'accuracy', 'n'}}} for every stream, a row for each of ROWS."""
   prompts, continuations = [], []
   for ex in story_examples:
     if ex['answer'] not in ex['candidates'] or len(ex['candidates']) != 2:
@@ -70,6 +80,8 @@ def evaluate(scorer: scoring.Scorer, story_examples: list[dict]) -> dict:
   log_likelihoods = scorer.continuations(prompts, continuations)
   is_answer = np.array([c == ex['answer'] for ex in story_examples for c in ex['candidates']])
   labels = np.array([label(ex['question_type'], ex['tom']) for ex in story_examples])
+  witness = (labels == label('first_order', False)) & np.array(
+      [ex.get('story_type') in _FALSE_BELIEF_STORIES for ex in story_examples], dtype=bool)
   results = {}
   for stream, ll in log_likelihoods.items():
     ll = ll.reshape(-1, 2)
@@ -78,6 +90,7 @@ def evaluate(scorer: scoring.Scorer, story_examples: list[dict]) -> dict:
     wrong = np.where(answer_first, ll[:, 1], ll[:, 0])
     correct = scoring.two_candidate_accuracy(right, wrong)
     results[stream] = {name: scoring.summarize(correct[labels == name]) for name in LABELS}
+    results[stream][WITNESS] = scoring.summarize(correct[witness])
     results[stream]['all'] = scoring.summarize(correct)
   return results
 
@@ -100,21 +113,25 @@ class Probe:
     self.scorer = None
 
   def __call__(self, params) -> dict[str, float]:
-    """{'tom/<question_type>/<tom|no_tom>' and 'tom/all': accuracy} of `params`."""
+    """{'tom/<row>': accuracy} of `params` for each of ROWS that has stories."""
     if self.scorer is None:
       self.scorer = scoring.Scorer(self.model, params, self.tokenizer, self.settings.batch_size,
                                    self.settings.lengths, streams=(self.STREAM,))
     else:
       self.scorer.params = params
     results = evaluate(self.scorer, self.examples)[self.STREAM]
-    return {f'tom/{name}': m['accuracy'] for name, m in results.items()}
+    return {f'tom/{name}': m['accuracy'] for name, m in results.items()
+            if m['accuracy'] is not None}
 
 
 def probe_line(scalars: dict[str, float]) -> str:
-  """The probe's accuracies in one line: 'memory 0.90  first_order 0.40/0.60 ...' (tom/no_tom)."""
+  """The probe's accuracies in one line: 'memory 0.90  first_order 0.40/0.60 (witness 0.50) ...'
+  (tom/no_tom; witness: see WITNESS)."""
   cells = []
   for question_type in QUESTION_TYPES:
     values = [scalars.get(f'tom/{label(question_type, tom)}') for tom in (True, False)]
     shown = [f'{v:.2f}' for v in values if v is not None]
     cells.append(f'{question_type} {"/".join(shown)}')
+    if question_type == 'first_order' and f'tom/{WITNESS}' in scalars:
+      cells[-1] += f' (witness {scalars[f"tom/{WITNESS}"]:.2f})'
   return '  '.join(cells) + f'  (tom/no_tom; all {scalars["tom/all"]:.2f})'
