@@ -25,12 +25,12 @@ Accuracy, seed 0, of runs pinned to one core each (two at a time, 2,012 s of tra
 but the first, alone on 2 cores: prediction stream, test split (unseen stories, training
 words), n = 30 each:
                        memory  reality  first-order tom / no_tom   3rd-order tom / no_tom
-  this config, alone   0.73    1.00        0.73 / 0.27               0.90 / 0.33
+  this config, alone    0.73    1.00        0.73 / 0.27               0.90 / 0.33
   this config, 1 core   0.90    0.97        0.37 / 0.60               0.37 / 0.90
   answer_weight 1       0.43    0.43        0.37 / 0.63               0.50 / 0.63
   + every_agent         0.93    0.97        0.23 / 0.63               0.73 / 0.30
   + document_mask,whole 0.33    0.60        0.50 / 0.60               0.43 / 0.53
-  simple stories alone   0.93    1.00        0.17 / 0.70               0.70 / 0.53
+  simple stories alone  0.93    1.00        0.17 / 0.70               0.70 / 0.53
 ('+ every_agent': story_mix 'balanced,every_agent:1', a first-order question about every
 agent of each story; '+ document_mask,whole': data.document_mask=True, packing='whole';
 'simple stories alone': 700 steps of --config.data.mixture=story:1 and story_mix
@@ -54,6 +54,11 @@ learns that someone missed the move, not who (the evaluation's first_order/witne
 measures it: 0.21 beside first_order/tom 0.73 in the run alone on 2 cores). Trained on
 such stories alone (batch 4) it stayed so through 3,000 updates of this model, 5,000 with
 d_model 64, and 4,000 / 3,000 with d_model 64 and 3 / 4 layers in the trunk and each tower.
+
+  python -m tomk.main --config=configs/pretrain_social.py --workdir=runs/pretrain-social
+  python -m tomk.main --config=configs/pretrain_social.py:smoke --workdir=/tmp/social-smoke
+  # ToMi's natural mix instead (first-order false belief ~7 % of questions):
+  python -m tomk.main --config=configs/pretrain_social.py --config.data.story_mix=natural ...
 """
 from tomk import config as config_lib
 from tomk.algorithms import pretrain
