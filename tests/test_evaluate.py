@@ -164,7 +164,8 @@ def test_ranking_picks_the_candidate_with_the_higher_likelihood():
       scoring.two_candidate_accuracy([-1.0, -3.0, -2.0], [-2.0, -1.0, -2.0]), [1.0, 0.0, 0.5])
   example = {'id': 'hand-built', 'story': ['The key is in the tin.', 'Ada moved the key.'],
              'question': 'Where is the key really?', 'answer': 'box',
-             'candidates': ['tin', 'box'], 'question_type': 'reality', 'tom': False}
+             'candidates': ['tin', 'box'], 'question_type': 'reality', 'tom': False,
+             'story_type': 'true_belief'}
   scorer = scoring.Scorer(LetterModel({'behavior': 'b', 'prediction': 't'}), None,
                           ByteTokenizer(), batch_size=2, lengths=(128,))
   results = theory_of_mind.evaluate(scorer, [example])

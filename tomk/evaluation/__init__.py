@@ -189,7 +189,8 @@ def table(results: dict) -> str:
            f'{"question":20}' + ''.join(f'{split:{width}}' for _, split in columns)]
   for name in theory_of_mind.ROWS:
     # .get: an eval.json kept from before a row was added lacks it.
-    cells = [tom[split][stream].get(name, {'accuracy': None, 'n': 0}) for stream, split in columns]
+    cells = [tom[split][stream].get(name, {'accuracy': None, 'n': 0})
+             for stream, split in columns]
     lines.append(f'{name:20}' + ''.join(f'{_accuracy(m) + " (" + str(m["n"]) + ")":{width}}'
                                         for m in cells))
   lines += ['', 'Perspective-taking: the partner\'s turns, NLL per token / next-token accuracy '

@@ -42,7 +42,6 @@ LABELS = tuple(label(q, tom) for q in QUESTION_TYPES
 # stories of its own, so 'all' pools LABELS alone; its n varies (None when empty).
 WITNESS = 'first_order/witness'
 ROWS = LABELS + (WITNESS, 'all')
-_FALSE_BELIEF_STORIES = ('false_belief', 'second_order_false_belief')
 
 
 def examples(split: str, seed: int, per_label: int, stride: int | None = None) -> list[dict]:
@@ -81,7 +80,7 @@ def evaluate(scorer: scoring.Scorer, story_examples: list[dict]) -> dict:
   is_answer = np.array([c == ex['answer'] for ex in story_examples for c in ex['candidates']])
   labels = np.array([label(ex['question_type'], ex['tom']) for ex in story_examples])
   witness = (labels == label('first_order', False)) & np.array(
-      [ex.get('story_type') in _FALSE_BELIEF_STORIES for ex in story_examples], dtype=bool)
+      [ex['story_type'] != 'true_belief' for ex in story_examples], dtype=bool)
   results = {}
   for stream, ll in log_likelihoods.items():
     ll = ll.reshape(-1, 2)
