@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs import empathy as empathy_config
-from tomk import algorithms, config as config_lib, curriculum, optimizer, routing, train
+from tomk import algorithms, config as config_lib, curriculum, experiment, optimizer, routing, train
 from tomk.algorithms import kindness
 from tomk.data import conversation as conversation_lib
 from tomk.model import PARTITIONS, Model, ModelConfig
@@ -240,29 +240,32 @@ def test_bad_kindness_horizon_names_the_fix(update, fix):
   config = _config('empathy')
   config.kindness.update(update)
   with pytest.raises(ValueError, match=fix):
-    config_lib.validate(config)
+    experiment.check(config)
 
 
 def test_training_never_reads_ground_truth(data_dir, monkeypatch, tmp_path):
-  from tomk.socialworld import scenarios
+  from tomk import rollout, sharding
+  from tomk.data import batches, pipeline
+  from tomk.socialworld import ground_truth, scenarios
   def forbidden(*args, **kwargs):
     raise AssertionError('ground truth reached a training step')
   config = empathy_config.get_config('smoke')
   _, stage = curriculum.stages(config)[-1]
   stage.rewards.extrinsic = 'rater'    # no reward_model stage has run in this test
-  from tomk import sharding
-  from tomk.data import pipeline
   tokenizer = pipeline.tokenizer_for(stage.data)
   mesh = sharding.make_mesh(stage.mesh)
   module = algorithms.get(stage.algorithm)
-  built = train.build(stage, mesh, tokenizer.vocab_size, module)
-  source = train.RolloutSource(stage, tokenizer, built, module, str(tmp_path))
-  state = built.init_state()
+  parts = train.setup(stage, mesh, tokenizer.vocab_size, module)
+  source = batches.RolloutBatches(
+      stage, rollout.Rollouts(stage, parts.model, tokenizer, module, str(tmp_path)),
+      parts.batch_sharding)
+  state = parts.init_state()
   state['reference'] = jax.tree.map(jnp.copy, state['params'])
-  for name in ('partner_reward', 'third_party_rewards', 'reaction'):
-    monkeypatch.setattr(scenarios, name, forbidden)
+  for module_with_truth in (scenarios, ground_truth):
+    for name in ('partner_reward', 'third_party_rewards', 'reaction'):
+      monkeypatch.setattr(module_with_truth, name, forbidden)
   batch, metrics = source.next(state, 1)
-  state, step_metrics = built.train_step(state, batch)
+  state, step_metrics = parts.train_step(state, batch)
   assert np.isfinite(float(step_metrics['loss/rl']))
   assert 'reward/mean' in metrics
 
@@ -400,8 +403,8 @@ def test_a_config_files_routes_follow_an_overridden_algorithm():
   config.algorithm = 'imitation'
   (_, stage), = curriculum.stages(config)
   assert stage.routes.to_dict() == algorithms.get('imitation').ROUTES
-  config_lib.validate(stage)
-  config.routes.nll_beh.perception = 0.5      # a changed table is the user's: kept
+  experiment.check(stage)
+  config.routes.behavior_nll.perception = 0.5      # a changed table is the user's: kept
   (_, stage), = curriculum.stages(config)
   assert stage.routes.to_dict() == config.routes.to_dict()
 
@@ -410,14 +413,14 @@ def test_inferred_reward_without_a_head_or_reactions_names_the_fix():
   config = _config('infer_reward')
   config.model.reward_head = False
   with pytest.raises(ValueError, match='--config.model.reward_head=True'):
-    config_lib.validate(config)
+    experiment.check(config)
   config = _config('infer_reward')
   config.data.reaction = ''
   with pytest.raises(ValueError, match='--config.data.reaction=sentiment'):
-    config_lib.validate(config)
+    experiment.check(config)
   config = _config('empathy')
   config.kindness.reward = 'inferred'
-  config_lib.validate(config)
+  experiment.check(config)
   config.model.reward_head = False
   with pytest.raises(ValueError, match='empathy reads the inferred reward'):
-    config_lib.validate(config)
+    experiment.check(config)

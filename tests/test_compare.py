@@ -11,6 +11,7 @@ import os
 import pytest
 
 from tomk import compare
+from tomk import rundir
 from tomk import stats
 
 # t_{0.975} in closed form for 1 and 2 degrees of freedom: tan(π(p - ½)) and
@@ -68,8 +69,8 @@ def _workdir(path, lr, seed, final, done=True, eval_json=None, steps=(0, 5, 10))
     json.dump(config, f)
   labels = {'stage': 'pretrain', 'algorithm': 'pretrain'}
   records = [{'step': steps[0], **labels, 'eval/nll_behavior': 9.0},
-             {'step': steps[1], **labels, 'loss/nll_beh': 100.0 + seed},   # not the last: ignored
-             {'step': steps[2], **labels, 'loss/nll_beh': 10 * final},
+             {'step': steps[1], **labels, 'loss/behavior_nll': 100.0 + seed},   # not the last: ignored
+             {'step': steps[2], **labels, 'loss/behavior_nll': 10 * final},
              {'step': steps[2], **labels, 'eval/nll_behavior': final}]
   with open(os.path.join(path, 'metrics.jsonl'), 'w') as f:
     f.writelines(json.dumps(r) + '\n' for r in records)
@@ -129,7 +130,7 @@ def test_compare_by_hand(sweepdir, capsys):
   assert (int(row['n']), float(row['mean']), row['ci95'], row['std']) == (1, 7.0, '', '')
 
   # The last value of a metric counts, not an earlier one.
-  assert float(rows[(b, 'loss/nll_beh')]['mean']) == pytest.approx(40.0)
+  assert float(rows[(b, 'loss/behavior_nll')]['mean']) == pytest.approx(40.0)
   # eval.json numbers join in; its strings do not.
   row = rows[(a, 'eval.json/tom/accuracy')]
   assert float(row['mean']) == pytest.approx(0.6) and int(row['n']) == 3
@@ -145,7 +146,7 @@ def test_compare_by_hand(sweepdir, capsys):
   assert '| metric | seed 0 | seed 1 | seed 2 |' in markdown     # every seed's own value
   assert 'lr=0.1,seed=3' not in markdown
   plots = os.listdir(os.path.join(sweepdir, 'plots'))
-  assert 'curve_eval_nll_behavior.png' in plots and 'curve_loss_nll_beh.png' in plots
+  assert 'curve_eval_nll_behavior.png' in plots and 'curve_loss_behavior_nll.png' in plots
   assert 'eval_eval.png' in plots and 'eval_eval.json_tom.png' in plots
 
 
@@ -160,13 +161,13 @@ def test_workdirs_as_arguments_write_to_the_current_dir(sweepdir, tmp_path, monk
 def test_warnings_and_errors(tmp_path):
   _workdir(str(tmp_path / 'a'), 0.1, 0, 1.0)
   _workdir(str(tmp_path / 'b'), 0.1, 0, 2.0, steps=(0, 5, 8))
-  runs = [compare.read_run(str(tmp_path / n)) for n in 'ab']
+  runs = [rundir.read_run(str(tmp_path / n)) for n in 'ab']
   _, groups = compare.group_runs(runs)
   notes = ' '.join(compare.warnings_for(groups))
   assert 'the same seed' in notes and 'different steps' in notes
   with pytest.raises(ValueError, match='is not a workdir'):
-    compare.read_run(str(tmp_path))
+    rundir.read_run(str(tmp_path))
   with open(tmp_path / 'a' / 'metrics.jsonl', 'a') as f:
     f.write('{"step": 11, "loss/x": 1.')
   with pytest.raises(ValueError, match='line 5 is not JSON'):
-    compare.read_run(str(tmp_path / 'a'))
+    rundir.read_run(str(tmp_path / 'a'))

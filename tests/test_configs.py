@@ -4,10 +4,13 @@ import json
 import os
 import re
 import runpy
+import subprocess
+import sys
 
 import pytest
 
 from conftest import KINDNESS_CURRICULUM, REPO, records, run_main
+from tomk import experiment, rundir
 
 CONFIGS = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
                  if not p.endswith(('__init__.py', 'from_json.py')))
@@ -105,27 +108,43 @@ def test_branch_from_a_run_sharing_no_stage_is_refused(empathy_smoke, tmp_path):
     ('subword_dropout', 1.0, 'data.subword_dropout=1.0'),
 ])
 def test_bad_data_settings_fail_with_a_clear_message(key, value, message):
-  from tomk import config as config_lib
   config = runpy.run_path(os.path.join(REPO, 'configs/pretrain_social.py'))['get_config']()
   config.data[key] = value
   with pytest.raises(ValueError, match=re.escape(message)):
-    config_lib.validate(config)
+    experiment.check(config)
 
 
 def test_a_negative_probe_size_fails_with_a_clear_message():
-  from tomk import config as config_lib
   config = runpy.run_path(os.path.join(REPO, 'configs/pretrain_social.py'))['get_config']()
   config.evaluation.probe_stories_per_label = -1
   with pytest.raises(ValueError, match=re.escape('evaluation.probe_stories_per_label=-1')):
-    config_lib.validate(config)
+    experiment.check(config)
 
 
-def test_a_setting_added_since_a_run_began_differs_only_off_its_default():
+def test_an_old_config_json_is_completed_and_resumes_under_new_names(tmp_path):
+  """A config.json written before a setting existed, with objectives under their old
+  names: the run resumes unless a setting now differs from what that run had."""
   from tomk import config as config_lib
-  now = config_lib.flatten(config_lib.to_json(config_lib.base()))
-  saved = {k: v for k, v in now.items() if k != 'data.document_mask'}   # written before it
-  assert config_lib.differing_keys(saved, now) == []
-  assert config_lib.differing_keys(saved, {**now, 'data.document_mask': True}) == [
-      'data.document_mask']
-  assert config_lib.differing_keys(saved, {**now, 'unknown.key': 1}) == ['unknown.key']
-  assert config_lib.differing_keys(saved, {**now, 'seed': 7}) == ['seed']
+  config = runpy.run_path(os.path.join(REPO, 'configs/pretrain.py'))['get_config']('smoke')
+  old = config_lib.to_json(config)
+  del old['data']['document_mask']                        # written before it existed
+  old['routes'] = {'nll_pred': old['routes'].pop('prediction_nll'),
+                   'nll_beh': old['routes'].pop('behavior_nll')}
+  rundir.write_json(rundir.config_path(str(tmp_path)), old)
+  completed = rundir.read_config(str(tmp_path))
+  assert completed.data.document_mask is False
+  assert set(completed.routes) == {'prediction_nll', 'behavior_nll'}
+  rundir.write_config(str(tmp_path), config)              # the same run: resumes
+  config.data.document_mask = True
+  with pytest.raises(ValueError, match=r'data\.document_mask: saved False, now True'):
+    rundir.write_config(str(tmp_path), config)
+
+
+def test_an_old_override_name_says_what_it_was_renamed_to(tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'tomk.main', '--config=configs/pretrain.py:smoke',
+       f'--workdir={tmp_path}', '--config.routes.nll_pred.perception=0.5'],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 1
+  assert result.stderr.strip() == ('error: --config.routes.nll_pred.perception was renamed to '
+                                   '--config.routes.prediction_nll.perception; use the new name.')

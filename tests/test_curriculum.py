@@ -105,7 +105,7 @@ def test_interleaved_run_alternates_stages_and_evaluates_the_last(data_dir, tmp_
       order.append(r['stage'])
   assert order == ['mix.1.pretrain', 'mix.1.imitation', 'mix.2.pretrain', 'mix.2.imitation']
   assert [r['step'] for r in records if 'loss/total' in r or 'loss/imitate' in r
-          or 'loss/nll_pred' in r][-1] == 8
+          or 'loss/prediction_nll' in r][-1] == 8
   assert sorted(os.listdir(workdir / 'checkpoints')) == sorted(order)
   assert os.listdir(workdir / 'eval') == ['mix.2.imitation.json']
   report = (workdir / 'report.md').read_text()

@@ -15,16 +15,18 @@ import ml_collections
 import numpy as np
 import pytest
 
+from tomk import config as config_lib
 from tomk import rewards
 from tomk.data import conversation
+from tomk.data import features
+from tomk.data import packing
 from tomk.data import pipeline
 
 
 def _config(data_dir, **overrides):
-  config = ml_collections.ConfigDict(dict(
-      source='chitchat', data_dir=data_dir, vocab_size=1024, seq_len=128, perspective='random',
-      switch_names_in_text=True, reward='constant', reward_value=1.0))
-  config.update(overrides)
+  """base()'s data settings (chitchat, 1,024 pieces, rows of 128) in this session's data dir."""
+  config = config_lib.base().data
+  config.update(data_dir=data_dir, **overrides)
   return config
 
 
@@ -107,7 +109,7 @@ def test_packing_state_round_trips_at_every_row():
     return {'tokens': np.arange(n, dtype=np.int32) + 100 * i,
             'rewards': np.full(n, i, np.float32)}
   parent = grain.MapDataset.range(40).map(element).to_iter_dataset()
-  packed = pipeline._PackIterDataset(parent, 5)  # pylint: disable=protected-access
+  packed = packing.PackIterDataset(parent, 5)
   rows = list(packed)
   stream = np.concatenate([element(i)['tokens'] for i in range(40)])
   np.testing.assert_array_equal(np.concatenate([r['tokens'] for r in rows])[:len(stream)],
@@ -132,7 +134,7 @@ def test_whole_packing_never_cuts_a_document_that_fits_a_row():
     n = i % 7 + 1
     return {'tokens': np.arange(n, dtype=np.int32) + 100 * i + 1}
   parent = grain.MapDataset.range(40).map(element).to_iter_dataset()
-  packed = pipeline._PackIterDataset(parent, 5, whole=True)  # pylint: disable=protected-access
+  packed = packing.PackIterDataset(parent, 5, whole=True)
   rows = list(packed)
   real = np.concatenate([r['tokens'][r['real'] > 0] for r in rows])
   np.testing.assert_array_equal(real, np.concatenate([element(i)['tokens'] for i in range(40)]))
@@ -152,7 +154,7 @@ def test_document_segments_number_each_piece_of_a_row():
             **{k: np.ones(n, np.float32) for k in ('rewards', 'self', 'weight')}}
   parent = grain.MapDataset.range(40).map(element).to_iter_dataset()
   for whole in (False, True):
-    packed = pipeline._PackIterDataset(parent, 5, whole=whole,  # pylint: disable=protected-access
+    packed = packing.PackIterDataset(parent, 5, whole=whole,
                                        segments=True)
     rows = list(packed)
     for r in rows:
@@ -163,10 +165,10 @@ def test_document_segments_number_each_piece_of_a_row():
       expected = np.cumsum(np.r_[True, documents[1:] != documents[:-1]])
       np.testing.assert_array_equal(r['segment'][real], expected)
     _assert_state_round_trips_at_every_row(packed, rows)
-  batch = pipeline._lm_batch(  # pylint: disable=protected-access
+  batch = pipeline.lm_batch(
       {k: np.stack([r[k] for r in rows[:2]]) for k in rows[0]})
   np.testing.assert_array_equal(batch['segments'], np.stack([r['segment'][:-1] for r in rows[:2]]))
-  assert 'segments' not in pipeline._lm_batch(   # pylint: disable=protected-access
+  assert 'segments' not in pipeline.lm_batch( 
       {k: np.stack([r[k] for r in rows[:2]]) for k in rows[0] if k != 'segment'})
 
 
@@ -204,14 +206,14 @@ def test_processes_read_disjoint_conversations_and_half_the_batch(tmp_path):
 
 def test_random_perspective_is_deterministic_and_uses_both_speakers():
   c = conversation.Conversation.of([('Ann', 'hi'), ('Bo', 'yo')])
-  owner = pipeline._perspective_owner  # pylint: disable=protected-access
+  owner = features.perspective_owner
   owners = [owner(c, i, 'random', 0) for i in range(50)]
   assert owners == [owner(c, i, 'random', 0) for i in range(50)]
   assert set(owners) == {'Ann', 'Bo'}
 
 
 def test_other_perspective_is_never_the_first_speaker_when_there_is_another():
-  owner = pipeline._perspective_owner  # pylint: disable=protected-access
+  owner = features.perspective_owner
   three = conversation.Conversation.of([('Ann', 'hi'), ('Bo', 'yo'), ('Cy', 'hey')])
   owners = [owner(three, i, 'other', 0) for i in range(50)]
   assert set(owners) == {'Bo', 'Cy'}

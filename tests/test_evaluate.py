@@ -8,11 +8,13 @@ import sys
 import time
 
 import jax
+import ml_collections
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from conftest import PRETRAIN_SMOKE, REPO
+from tomk import checkpoints
 from tomk import config as config_lib
 from tomk import evaluation
 from tomk.evaluation import perspective, scoring, theory_of_mind
@@ -76,8 +78,7 @@ def test_cli_prints_the_table_and_writes_eval_json(evaluated_run):
 
 @pytest.fixture(scope='module')
 def trained(evaluated_run):
-  from tomk import train
-  return train.load_run(evaluated_run[0])
+  return checkpoints.load_run(evaluated_run[0])
 
 
 @PRETRAIN_SMOKE
@@ -100,7 +101,7 @@ def test_scorer_matches_model_apply_on_one_example(trained):
 @PRETRAIN_SMOKE
 def test_probe_scores_the_parameters_it_is_given_with_one_compilation(trained):
   config, model, tokenizer, params, _ = trained
-  settings = evaluation.settings(config)
+  settings = ml_collections.ConfigDict(config.evaluation.to_dict())
   settings.update(probe_stories_per_label=1, lengths=(320,))
   probe = theory_of_mind.Probe(model, tokenizer, settings)
   assert len(probe.examples) == len(theory_of_mind.LABELS)

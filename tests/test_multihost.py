@@ -161,16 +161,16 @@ def test_checkpoints_are_written_by_both_processes(preempted_then_resumed):
 
 def test_each_process_reads_a_different_part_of_the_data(data_dir):
   import importlib.util
-  from tomk.data import pipeline
+  from tomk.data import sources
   spec = importlib.util.spec_from_file_location('pretrain_config',
                                                 os.path.join(REPO, 'configs', 'pretrain.py'))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config('smoke').data
-  documents = [pipeline._documents(config, 'train', seed=0, process_index=i, process_count=2,
+  documents = [sources.documents(config, 'train', seed=0, process_index=i, process_count=2,
                                    shuffle=True, repeat=False)[0] for i in (0, 1)]
   indices = [{int(index) for _, index in part} for part in documents]
   assert indices[0] and indices[1] and not indices[0] & indices[1]
-  total = len(pipeline._documents(config, 'train', seed=0, process_index=0, process_count=1,
+  total = len(sources.documents(config, 'train', seed=0, process_index=0, process_count=1,
                                   shuffle=False, repeat=False)[0])
   assert len(indices[0]) + len(indices[1]) == total

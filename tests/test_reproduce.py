@@ -13,6 +13,7 @@ import sys
 from test_sweep import REPO, SMOKE_SWEEP, smoke_sweep  # pylint: disable=unused-import
 from tomk import provenance
 from tomk import reproduce
+from tomk import rundir
 
 
 def test_first_difference():
@@ -52,7 +53,7 @@ def test_reproduce_matches_then_names_a_deliberate_change(smoke_sweep, tmp_path)
   result = _reproduce(str(changed), str(tmp_path / 'changed-again'))
   assert result.returncode == 1, result.stdout + result.stderr
   # Step 0 (evaluation before training) agrees; the first logged training step does not.
-  records = reproduce._records  # pylint: disable=protected-access
+  records = reproduce._records
   first = reproduce.first_difference(records(changed / 'metrics.jsonl'),
                                      records(tmp_path / 'changed-again' / 'metrics.jsonl'))
   assert first.step == 3 and first.metric.startswith(('loss/', 'grad_norm/'))
@@ -70,7 +71,7 @@ def test_reproduce_refuses_what_it_cannot_rerun(tmp_path):
 def test_provenance_differences(tmp_path):
   for name, commit, jax_version in (('a', 'abc', '0.10.2'), ('b', 'def', '0.10.3')):
     os.makedirs(tmp_path / name)
-    with open(tmp_path / name / provenance.FILENAME, 'w') as f:
+    with open(tmp_path / name / rundir.PROVENANCE, 'w') as f:
       json.dump({'git': {'commit': commit, 'dirty': False}, 'packages': {'jax': jax_version},
                  'jax': {'backend': 'cpu'}, 'environment': {}}, f)
   notes = reproduce.provenance_differences(str(tmp_path / 'a'), str(tmp_path / 'b'))

@@ -39,9 +39,9 @@ def _separate_gradient(model, params, batch, objective, weight):
 
 @pytest.mark.parametrize('routes', [
     pretrain.ROUTES,
-    {'nll_pred': {'prediction': 1.0}, 'nll_beh': {'behavior': 0.5, 'perception': 'reward_gate'}},
-    {'nll_pred': {'prediction': 2.0, 'perception': 0.25}, 'nll_beh': {'behavior': 1.0}},
-    {'nll_beh': {'behavior': 'reward_gate', 'perception': 'reward_gate'}},
+    {'prediction_nll': {'prediction': 1.0}, 'behavior_nll': {'behavior': 0.5, 'perception': 'reward_gate'}},
+    {'prediction_nll': {'prediction': 2.0, 'perception': 0.25}, 'behavior_nll': {'behavior': 1.0}},
+    {'behavior_nll': {'behavior': 'reward_gate', 'perception': 'reward_gate'}},
 ])
 def test_partition_gradient_is_routed_sum_of_objective_gradients(routes):
   model = Model(MODEL)
@@ -57,7 +57,7 @@ def test_partition_gradient_is_routed_sum_of_objective_gradients(routes):
       expected[partition] = jax.tree.map(jnp.add, expected[partition], g)
   for p in PARTITIONS:
     chex.assert_trees_all_close(got[p], expected[p], atol=1e-6, rtol=1e-5)
-  assert set(metrics) == {'loss/nll_pred', 'loss/nll_beh'}
+  assert set(metrics) == {'loss/prediction_nll', 'loss/behavior_nll'}
 
 
 def _train_setup(routes, frozen=()):
@@ -80,7 +80,7 @@ def _changed(before, after):
 
 
 def test_partition_routed_nothing_stays_bit_identical():
-  state, step = _train_setup({'nll_pred': {'prediction': 1.0, 'perception': 1.0}})
+  state, step = _train_setup({'prediction_nll': {'prediction': 1.0, 'perception': 1.0}})
   before = jax.device_get(state['params'])
   for seed in range(3):
     state, _ = step(state, _batch(seed))
@@ -123,7 +123,7 @@ def test_gate_scales_behavior_gradient_only():
 
 def test_bad_routes_are_refused_with_the_fix():
   with pytest.raises(ValueError, match='route it to behavior'):
-    routing.check_routes(pretrain.objectives(None), {'nll_beh': {'prediction': 1.0}})
+    routing.check_routes(pretrain.objectives(None), {'behavior_nll': {'prediction': 1.0}})
   with pytest.raises(ValueError, match='defines only'):
     routing.check_routes(pretrain.objectives(None), {'rl': {'behavior': 1.0}})
 

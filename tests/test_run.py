@@ -42,10 +42,10 @@ def test_smoke_run_writes_the_workdir(pretrain_smoke):
     assert os.path.exists(os.path.join(workdir, name)), name
   assert any(f.startswith('events.out.tfevents') for f in os.listdir(f'{workdir}/tensorboard'))
   records = _records(workdir)
-  train_records = [r for r in records if 'loss/nll_pred' in r]
+  train_records = [r for r in records if 'loss/prediction_nll' in r]
   assert train_records and all(r['stage'] == 'pretrain' and r['algorithm'] == 'pretrain'
                                for r in records)
-  assert all('loss/nll_beh' in r for r in train_records)
+  assert all('loss/behavior_nll' in r for r in train_records)
   evals = [r for r in records if 'eval/nll_prediction' in r]
   assert evals[0]['step'] == 0 and evals[-1]['step'] == 20
   for stream in ('behavior', 'prediction'):

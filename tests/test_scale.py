@@ -99,7 +99,7 @@ spec.loader.exec_module(module)
 config = module.get_config('smoke')
 config.mesh.update(data=1, fsdp=8, tensor=1)
 mesh = sharding.make_mesh(config.mesh)
-built = train.build(config, mesh, config.data.vocab_size, algorithms.get(config.algorithm))
+built = train.setup(config, mesh, config.data.vocab_size, algorithms.get(config.algorithm))
 state = built.init_state()
 out = {'params': {}, 'mu': {}}
 for name, tree in (('params', state['params']),

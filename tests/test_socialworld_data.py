@@ -2,7 +2,7 @@
 
 Builders are built small (TRAIN_SIZE train examples per family) into the same session
 data dir as test_data*.py, so chitchat is built once. Training text is read back the
-way the pipeline renders it (pipeline._segments) and checked for held-out words and
+way the pipeline renders it (features.rendered) and checked for held-out words and
 ground truth.
 """
 import collections
@@ -17,8 +17,11 @@ import numpy as np
 import pytest
 
 import tomk.socialworld as sw
+from tomk import config as config_lib
 from tomk.data import conversation
+from tomk.data import features
 from tomk.data import pipeline
+from tomk.data import sources as data_sources
 from tomk.socialworld import builders
 from tomk.socialworld import scenarios
 from tomk.socialworld import stories
@@ -29,10 +32,9 @@ MIXTURE = 'chitchat:1,story:2,preference_story:0.5,scenarios:1'
 
 
 def _config(data_dir, **overrides):
-  config = ml_collections.ConfigDict(dict(
-      source='chitchat', mixture=MIXTURE, story_mix='balanced',
-      socialworld_train_size=TRAIN_SIZE, data_dir=data_dir, vocab_size=512, seq_len=128,
-      perspective='random', switch_names_in_text=True, reward='constant', reward_value=1.0))
+  config = config_lib.base().data
+  config.update(mixture=MIXTURE, story_mix='balanced', socialworld_train_size=TRAIN_SIZE,
+                data_dir=data_dir, vocab_size=512, seq_len=128)
   config.update(overrides)
   return config
 
@@ -56,8 +58,8 @@ def mixture_tokenizer(data_dir, sources):
 def _training_texts(data_dir, family, split, seed=0):
   """Every record's training text, rendered by the pipeline as it trains on it."""
   config = _config(data_dir, mixture=family)
-  records = pipeline._records(config, family, split)  # pylint: disable=protected-access
-  segments = pipeline._segments  # pylint: disable=protected-access
+  records = data_sources.records_of(config, family, split)
+  segments = features.rendered
   return [''.join(segments(config, family, records[i], i, seed)) for i in range(len(records))]
 
 
@@ -205,10 +207,10 @@ def test_training_text_is_what_the_evaluator_and_partner_produce(data_dir, sourc
 
 def test_stories_end_with_eos_and_tokenize_round_trip(data_dir, mixture_tokenizer):
   config = _config(data_dir, mixture='story')
-  # pylint: disable=protected-access
-  documents, srcs = pipeline._documents(config, 'train', seed=0, process_index=0,
+
+  documents, srcs = data_sources.documents(config, 'train', seed=0, process_index=0,
                                         process_count=1, shuffle=False, repeat=False)
-  featurize = pipeline._Featurize(config, mixture_tokenizer, srcs, seed=0)
+  featurize = features.Featurize(config, mixture_tokenizer, srcs, seed=0)
   tokens = featurize(documents[0])['tokens']
   assert tokens[-1] == mixture_tokenizer.eos_id
   text = _training_texts(data_dir, 'story', 'train')[0]
@@ -217,10 +219,10 @@ def test_stories_end_with_eos_and_tokenize_round_trip(data_dir, mixture_tokenize
 
 
 def test_subword_dropout_splits_training_stories_only(data_dir, mixture_tokenizer):
-  # pylint: disable=protected-access
+
   def first_rows(split, **overrides):
     config = _config(data_dir, mixture='story', **overrides)
-    rows = pipeline._rows(config, mixture_tokenizer, split, seed=0, process_index=0,
+    rows = pipeline.packed_rows(config, mixture_tokenizer, split, seed=0, process_index=0,
                           process_count=1, shuffle=False, repeat=False)
     return [r['tokens'].tolist() for r in itertools.islice(iter(rows), 4)]
   plain, split = first_rows('train'), first_rows('train', subword_dropout=0.1)
@@ -254,7 +256,7 @@ def _holds(ids, part):
 
 
 def test_answer_weight_weighs_the_answers_of_training_stories(data_dir, mixture_tokenizer):
-  # pylint: disable=protected-access
+
   def first_batch(split, **overrides):
     config = _config(data_dir, mixture='story', **overrides)
     return next(iter(pipeline.lm_dataset(config, mixture_tokenizer, split, seed=0,
@@ -290,16 +292,16 @@ def test_answer_weight_weighs_the_answers_of_training_stories(data_dir, mixture_
 # --- The mixture ----------------------------------------------------------------------------
 
 def test_mixture_parsing(data_dir):
-  weights = pipeline.mixture(_config(data_dir))
+  weights = data_sources.mixture(_config(data_dir))
   assert set(weights) == {'chitchat', 'story', 'preference_story', *scenarios.FAMILIES}
   assert weights['story'] == pytest.approx(2 / 4.5)
   assert weights['multi_party'] == pytest.approx(1 / 4.5 / 6)   # 'scenarios' is all six
   assert sum(weights.values()) == pytest.approx(1)
-  assert pipeline.mixture(_config(data_dir, mixture='story')) == {'story': 1.0}
-  assert pipeline.mixture(_config(data_dir, mixture='')) == {'chitchat': 1.0}
+  assert data_sources.mixture(_config(data_dir, mixture='story')) == {'story': 1.0}
+  assert data_sources.mixture(_config(data_dir, mixture='')) == {'chitchat': 1.0}
   as_dict = types.SimpleNamespace(**{**_config(data_dir).to_dict(),
                                      'mixture': {'chitchat': 1, 'story': 3}})
-  assert pipeline.mixture(as_dict) == {'chitchat': 0.25, 'story': 0.75}
+  assert data_sources.mixture(as_dict) == {'chitchat': 0.25, 'story': 0.75}
   for overrides, message in [
       (dict(mixture='chitchat:1,stories:2'), "entry='stories': use 'chitchat' or a path"),
       (dict(mixture='chitchat:lots'), 'chitchat:lots must be name:weight'),
@@ -307,7 +309,7 @@ def test_mixture_parsing(data_dir):
       (dict(mixture='chitchat:0'), 'weight 0'),
       (dict(source='mine.jsonl'), 'ignored when data.mixture is set')]:
     with pytest.raises(ValueError, match=re.escape(message)):
-      pipeline.mixture(_config(data_dir, **overrides))
+      data_sources.mixture(_config(data_dir, **overrides))
 
 
 def test_tokenizer_cache_key_names_the_mixture(data_dir):
@@ -322,10 +324,10 @@ def test_tokenizer_cache_key_names_the_mixture(data_dir):
 def test_mixture_gives_the_configured_proportions_deterministically(data_dir, sources):
   del sources
   config = _config(data_dir)
-  weights = pipeline.mixture(config)
+  weights = data_sources.mixture(config)
 
   def documents(seed, process_index=0, process_count=1):
-    docs, srcs = pipeline._documents(  # pylint: disable=protected-access
+    docs, srcs = data_sources.documents(
         config, 'train', seed=seed, process_index=process_index,
         process_count=process_count, shuffle=True, repeat=True)
     return [(srcs[k][0], int(i)) for k, i in (docs[j] for j in range(4000))]
@@ -402,7 +404,7 @@ def test_own_jsonl_conversations_mix_with_socialworld(data_dir, sources, tmp_pat
 
 def test_scenarios_from_the_partners_perspective_end_with_their_own_reaction():
   example = scenarios.generate('preference_offer', 'train', 0, n=1)[0]
-  record = builders._record('preference_offer', example)  # pylint: disable=protected-access
+  record = builders._record('preference_offer', example)
   model_view = builders.training_segments('preference_offer', record, draw=0)
   partner_view = builders.training_segments('preference_offer', record, draw=0,
                                             perspective='partner')

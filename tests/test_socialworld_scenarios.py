@@ -5,6 +5,7 @@ import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from tomk.data import conversation as conv
+from tomk.socialworld import ground_truth
 from tomk.socialworld import preferences
 from tomk.socialworld import rater
 from tomk.socialworld import scenarios
@@ -130,7 +131,7 @@ def test_every_reaction_phrasing_reads_right():
 
 def test_read_response():
   words = ['tea', 'coffee', 'box', 'basket']
-  read = scenarios.read_response
+  read = ground_truth.read_response
   assert read('Here you go, some tea.', words) == (['tea'], [], False)
   assert read('Not the coffee, the tea.', words) == (['tea'], ['coffee'], False)
   assert read('Leo is saving the coffee, but here is some tea.', words)[0] == ['tea']

@@ -18,6 +18,8 @@ import time
 import pytest
 
 from conftest import REPO, SMALL_EVALUATION
+from tomk import hyper
+from tomk import rundir
 from tomk import sweep
 
 SMOKE = ['--config=configs/pretrain.py:smoke', '--config.steps=6', '--config.log_every=3',
@@ -28,16 +30,16 @@ SMOKE_SWEEP = pytest.mark.xdist_group('smoke_sweep')
 # --- Building sweeps -------------------------------------------------------------------------
 
 def test_product_zip_chain():
-  seeds = sweep.sweep('seed', range(2))
-  lrs = sweep.zipit(sweep.sweep('a.lr', [1e-3, 1e-2]), sweep.sweep('b.lr', [2e-3, 2e-2]))
-  assert sweep.product(seeds, lrs) == [
+  seeds = hyper.sweep('seed', range(2))
+  lrs = hyper.zipit(hyper.sweep('a.lr', [1e-3, 1e-2]), hyper.sweep('b.lr', [2e-3, 2e-2]))
+  assert hyper.product(seeds, lrs) == [
       {'seed': 0, 'a.lr': 1e-3, 'b.lr': 2e-3}, {'seed': 0, 'a.lr': 1e-2, 'b.lr': 2e-2},
       {'seed': 1, 'a.lr': 1e-3, 'b.lr': 2e-3}, {'seed': 1, 'a.lr': 1e-2, 'b.lr': 2e-2}]
-  assert sweep.chain(seeds, sweep.fixed('x', 'y')) == [{'seed': 0}, {'seed': 1}, {'x': 'y'}]
+  assert hyper.chain(seeds, hyper.fixed('x', 'y')) == [{'seed': 0}, {'seed': 1}, {'x': 'y'}]
   with pytest.raises(ValueError, match='equal length'):
-    sweep.zipit(seeds, sweep.sweep('a', [1, 2, 3]))
+    hyper.zipit(seeds, hyper.sweep('a', [1, 2, 3]))
   with pytest.raises(ValueError, match='seed is set twice'):
-    sweep.product(seeds, sweep.sweep('seed', [5]))
+    hyper.product(seeds, hyper.sweep('seed', [5]))
 
 
 def test_names_and_commands():
@@ -110,7 +112,7 @@ def test_runner_records_failures_and_skips_finished(tmp_path, monkeypatch):
   monkeypatch.setenv('FIXED', str(tmp_path / 'fixed'))
   sweepdir = str(tmp_path / 'sweep')
   os.makedirs(sweepdir)
-  points = sweep.sweep('seed', range(3))
+  points = hyper.sweep('seed', range(3))
   state = sweep.Sweep('c.py', 'seeds.py', sweepdir, points, ['--config.steps=2'])
   assert state.run(parallel=2, python=str(fake), poll_seconds=0.01, log=lambda *a, **k: None) == 1
   with open(os.path.join(sweepdir, 'sweep.json')) as f:
@@ -140,11 +142,11 @@ def test_exit_zero_before_the_last_step_is_not_done(tmp_path, monkeypatch):
   fake.chmod(0o755)
   monkeypatch.setenv('FIXED', str(tmp_path / 'fixed'))
   monkeypatch.setenv('PREEMPTED', '1')
-  state = sweep.Sweep('c.py', 'seeds.py', str(tmp_path), sweep.sweep('seed', [0]))
+  state = sweep.Sweep('c.py', 'seeds.py', str(tmp_path), hyper.sweep('seed', [0]))
   assert state.run(python=str(fake), poll_seconds=0.01, log=lambda *a, **k: None) == 1
   assert state.records['seed=0']['status'] == 'incomplete'
   assert not os.path.exists(tmp_path / 'seed=0' / 'DONE')
-  assert not sweep.finished(str(tmp_path / 'seed=0'))
+  assert not rundir.finished(str(tmp_path / 'seed=0'))
 
 
 def _sweep_command(sweep_file, sweepdir, *extra):
@@ -216,9 +218,9 @@ def test_smoke_sweep_and_compare(smoke_sweep):
   print(result.stdout)
   assert ('| metric | optimizer.behavior.learning_rate=0.003 (n=3) | '
           'optimizer.behavior.learning_rate=0.01 (n=3) |') in result.stdout
-  for metric in ('eval/nll_behavior', 'eval/nll_prediction', 'loss/nll_beh', 'loss/nll_pred'):
+  for metric in ('eval/nll_behavior', 'eval/nll_prediction', 'loss/behavior_nll', 'loss/prediction_nll'):
     assert f'| {metric} | ' in result.stdout
-  for name in ('comparison.md', 'comparison.csv', 'plots/curve_loss_nll_beh.png',
+  for name in ('comparison.md', 'comparison.csv', 'plots/curve_loss_behavior_nll.png',
                'plots/eval_eval.png'):
     assert os.path.exists(os.path.join(smoke_sweep, name)), name
 

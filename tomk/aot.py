@@ -25,8 +25,12 @@ import math
 import sys
 import time
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
+
+from tomk import algorithms, experiment, sharding, train
+from tomk.data import pipeline
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py[:arg]).',
                                 lock_config=True)
@@ -87,7 +91,6 @@ def tpu_devices(name: str) -> list:
 
 def cpu_devices(count: int) -> list:
   """`count` fake CPU devices; must run before anything initialises a JAX backend."""
-  import jax
   jax.config.update('jax_platforms', 'cpu')
   jax.config.update('jax_num_cpu_devices', count)
   devices = jax.devices()
@@ -99,8 +102,6 @@ def cpu_devices(count: int) -> list:
 
 def abstract_batch(config, batch_sharding) -> dict:
   """The batch the pipeline makes (tomk.data.pipeline.lm_dataset), as shapes only."""
-  import jax
-  from tomk.data import pipeline
   shape = (config.batch_size, config.data.seq_len)
   return {k: jax.ShapeDtypeStruct(shape, d, sharding=batch_sharding)
           for k, d in pipeline.batch_fields(config.data).items()}
@@ -108,17 +109,13 @@ def abstract_batch(config, batch_sharding) -> dict:
 
 def per_device_bytes(abstract_tree) -> int:
   """Bytes the largest shard of each leaf takes on one device, summed."""
-  import jax
   return sum(math.prod(leaf.sharding.shard_shape(leaf.shape)) * leaf.dtype.itemsize
              for leaf in jax.tree.leaves(abstract_tree))
 
 
 def compile_report(config, devices) -> dict:
   """Compiles config's train step on `devices`; returns sizes (bytes) and timings (s)."""
-  from tomk import algorithms, config as config_lib, curriculum, sharding, train
-  stages = curriculum.stages(config)
-  for _, stage_config in stages:
-    config_lib.validate(stage_config)
+  stages = experiment.check(config)
   lm_stages = [(n, c) for n, c in stages if algorithms.get(c.algorithm).DATA == 'lm']
   if not lm_stages:
     raise ValueError(f'tomk.aot compiles language-model steps (algorithms whose DATA is "lm"); '
@@ -129,13 +126,13 @@ def compile_report(config, devices) -> dict:
   mesh = sharding.make_mesh(stage.mesh, devices)
   sharding.check_batch(stage.batch_size, mesh, 1)
   started = time.perf_counter()
-  built = train.build(stage, mesh, stage.data.vocab_size, algorithm)
-  lowered = built.lower_train_step(abstract_batch(stage, built.batch_sharding))
+  parts = train.setup(stage, mesh, stage.data.vocab_size, algorithm)
+  lowered = parts.lower_train_step(abstract_batch(stage, parts.batch_sharding))
   lowered_at = time.perf_counter()
   compiled = lowered.compile()
   compiled_at = time.perf_counter()
   memory = compiled.memory_analysis()
-  state = built.abstract_state
+  state = parts.abstract_state
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   report = dict(
@@ -156,7 +153,6 @@ def compile_report(config, devices) -> dict:
 
 
 def _leaves(tree):
-  import jax
   return jax.tree.leaves(tree)
 
 

@@ -20,9 +20,12 @@ import json
 import os
 import shutil
 
+from tomk import algorithms
+from tomk import checkpoints
 from tomk import config as config_lib
 from tomk import curriculum
 from tomk import provenance
+from tomk import rundir
 
 # What the whole curriculum looks like, not what one stage does.
 CURRICULUM_KEYS = ('curriculum', 'stages')
@@ -31,20 +34,21 @@ CURRICULUM_KEYS = ('curriculum', 'stages')
 def _stage_json(stage_config) -> dict:
   data = config_lib.to_json(stage_config)
   for key in CURRICULUM_KEYS:
-    data.pop(key, None)
-  return config_lib.flatten(data)
+    del data[key]
+  return rundir.flatten(data)
 
 
 def shared_stages(config, source: str) -> tuple[list[str], str]:
   """(names of `config`'s leading stages that `source` ran with equal configs, why the
   next stage is not shared)."""
-  mine, theirs = curriculum.stages(config), curriculum.stages(config_lib.load(source))
+  mine = curriculum.stages(config)
+  theirs = curriculum.stages(rundir.read_config(source))
   shared = []
   for (name, stage_config), (other, other_config) in zip(mine, theirs):
     if name != other:
       return shared, f'stage {len(shared) + 1} is {name} here, {other} there'
     a, b = _stage_json(stage_config), _stage_json(other_config)
-    differ = config_lib.differing_keys(a, b)
+    differ = rundir.differing_keys(a, b)
     if differ:
       return shared, f'{name} differs in {", ".join(differ[:6])}' + (' ...' if differ[6:] else '')
     shared.append(name)
@@ -53,16 +57,13 @@ def shared_stages(config, source: str) -> tuple[list[str], str]:
   return shared, f'{source} has no stage {mine[len(shared)][0]}'
 
 
-def plan(config, source: str, finished) -> tuple[list[str], str]:
-  """(the shared stages `source` finished, why the next is not copied); an error if none.
-
-  finished(workdir, stage, stage_config) -> the stage's last saved step or None.
-  """
+def plan(config, source: str) -> tuple[list[str], str]:
+  """(the shared stages `source` finished, why the next is not copied); an error if none."""
   shared, why = shared_stages(config, source)
   stages = dict(curriculum.stages(config))
   done = []
   for name in shared:
-    if finished(source, name, stages[name]) != stages[name].steps:
+    if checkpoints.latest_step(source, name, stages[name]) != stages[name].steps:
       why = f'{source} has not finished {name}'
       break
     done.append(name)
@@ -77,23 +78,23 @@ def copy_stages(config, source: str, workdir: str, done: list[str], why: str) ->
   partial copy an interrupted branch left (its caller writes config.json after this)."""
   stages = dict(curriculum.stages(config))
   for name in done:
-    checkpoint = os.path.join('checkpoints', name, str(stages[name].steps))
-    if os.path.isdir(os.path.join(source, checkpoint)):
-      shutil.copytree(os.path.join(source, checkpoint), os.path.join(workdir, checkpoint),
+    step = str(stages[name].steps)
+    checkpoint = os.path.join(rundir.checkpoint_dir(source, name), step)
+    if os.path.isdir(checkpoint):
+      shutil.copytree(checkpoint, os.path.join(rundir.checkpoint_dir(workdir, name), step),
                       dirs_exist_ok=True)
-    if stages[name].algorithm == 'reward_model':
-      shutil.copytree(os.path.join(source, 'reward_model'), os.path.join(workdir, 'reward_model'),
+    if algorithms.forks_trainer(algorithms.get(stages[name].algorithm)):   # its own model
+      shutil.copytree(rundir.reward_model_dir(source), rundir.reward_model_dir(workdir),
                       dirs_exist_ok=True)
-    evaluated = os.path.join('eval', f'{name}.json')
-    if os.path.exists(os.path.join(source, evaluated)):
-      os.makedirs(os.path.join(workdir, 'eval'), exist_ok=True)
-      shutil.copy2(os.path.join(source, evaluated), os.path.join(workdir, evaluated))
-  with open(os.path.join(source, 'metrics.jsonl')) as f:
-    records = [line for line in f if line.strip() and json.loads(line).get('stage') in done]
-  path = os.path.join(workdir, 'metrics.jsonl')
-  with open(path + '.tmp', 'w') as f:
-    f.writelines(records)
-  os.replace(path + '.tmp', path)
+    evaluated = rundir.eval_path(source, name)
+    if os.path.exists(evaluated):
+      os.makedirs(os.path.dirname(rundir.eval_path(workdir, name)), exist_ok=True)
+      shutil.copy2(evaluated, rundir.eval_path(workdir, name))
+  # The records as written (bytes, old metric names and all): the copied stages are that
+  # run's.
+  with open(rundir.metrics_path(source)) as f:
+    records = [line for line in f if line.strip() and json.loads(line)['stage'] in done]
+  rundir.write_text(rundir.metrics_path(workdir), ''.join(records))
   print(f'[branch] copied {", ".join(done)} from {source} (equal stage configs); '
         f'training from here: {why}', flush=True)
   # Equal configs give equal stages only under the same code.

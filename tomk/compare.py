@@ -9,7 +9,8 @@ metrics.jsonl: losses, `eval/...`) and every number in W/eval.json (as `eval.jso
 it prints and writes mean ± t_{0.975, n-1}·s/√n and n per group (n=1 has no CI), with
 each seed's value beside it (SPEC §6), into comparison.md and comparison.csv, and plots
 training curves (mean and CI band per group) and eval bar charts (CI error bars) under
-plots/. --out defaults to the first argument if it is a sweepdir, else the current dir.
+plots/. They go to --out, or by default into the first argument if it is a sweepdir; given
+workdirs, --out is needed: nothing is written into the current directory unasked.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import itertools
 import json
 import math
 import os
-import re
 import sys
 from typing import Any, Sequence
 
@@ -28,112 +28,24 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from tomk import figures
+from tomk import rundir
 from tomk import stats
-from tomk import sweep
 
-LABELS = ('step', 'stage', 'algorithm')
-# Bookkeeping in eval.json (tomk.evaluation): which step and seeds, how many examples.
-EVAL_BOOKKEEPING = ('step', 'seed', 'train_seed', 'n', 'tokens')
 IGNORED_CONFIG_KEYS = ('seed',)
-
-
-@dataclasses.dataclass
-class Run:
-  workdir: str
-  config: dict[str, Any]                       # flattened config.json
-  final: dict[str, float]                      # metric -> last value
-  curves: dict[tuple[str, str], list[tuple[int, float]]]   # (stage, metric) -> [(step, v)]
-  last_step: int | None
-
-  @property
-  def seed(self):
-    return self.config.get('seed')
-
-  @property
-  def name(self) -> str:
-    return os.path.basename(os.path.normpath(self.workdir))
-
-
-# --- Reading runs --------------------------------------------------------------------------------
-
-
-def _number(value) -> float | None:
-  """A metric value as a float: numbers, and the 'nan'/'inf' strings metrics.py writes."""
-  if isinstance(value, bool):
-    return None
-  if isinstance(value, (int, float)):
-    return float(value)
-  if isinstance(value, str):
-    try:
-      return float(value)
-    except ValueError:
-      return None
-  return None
-
-
-def _eval_numbers(data: Any, prefix: str) -> dict[str, float]:
-  out = {}
-  if isinstance(data, dict):
-    for k, v in data.items():
-      if k not in EVAL_BOOKKEEPING:
-        out.update(_eval_numbers(v, f'{prefix}/{k}'))
-  else:
-    number = _number(data) if not isinstance(data, str) else None
-    if number is not None:
-      out[prefix] = number
-  return out
-
-
-def read_run(workdir: str) -> Run:
-  config_path = os.path.join(workdir, 'config.json')
-  metrics_path = os.path.join(workdir, 'metrics.jsonl')
-  for path in (config_path, metrics_path):
-    if not os.path.exists(path):
-      raise ValueError(f'{workdir} is not a workdir: it has no {os.path.basename(path)}. Give '
-                       f'workdirs written by python -m tomk.main, or sweepdirs holding them.')
-  with open(config_path) as f:
-    config = sweep.flatten(json.load(f))
-  final, curves, last_step = {}, collections.defaultdict(list), None
-  with open(metrics_path) as f:
-    for line_number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise ValueError(f'{metrics_path} line {line_number} is not JSON ({e}); the run was '
-                         f'probably killed mid-write: re-run it to resume, or delete the '
-                         f'line.') from e
-      step, stage = record.get('step'), record.get('stage', '')
-      last_step = step if step is not None else last_step
-      for key, value in record.items():
-        number = _number(value)
-        if key in LABELS or number is None:
-          continue
-        final[key] = number
-        curves[(stage, key)].append((step, number))
-  eval_path = os.path.join(workdir, 'eval.json')
-  if os.path.exists(eval_path):
-    with open(eval_path) as f:
-      final.update(_eval_numbers(json.load(f), 'eval.json'))
-  return Run(workdir, config, final, dict(curves), last_step)
-
-
-def _is_workdir(path: str) -> bool:
-  return os.path.exists(os.path.join(path, 'config.json'))
 
 
 def expand(paths: Sequence[str], log=print) -> list[str]:
   """Workdirs as given, and each sweepdir's finished workdirs (sweep.json order first)."""
   workdirs = []
   for path in paths:
-    if _is_workdir(path):
+    if rundir.is_run(path):
       workdirs.append(path)
       continue
     if not os.path.isdir(path):
       raise ValueError(f'{path} does not exist; give workdirs or sweepdirs.')
-    names = sorted(n for n in os.listdir(path) if _is_workdir(os.path.join(path, n)))
-    state_path = os.path.join(path, 'sweep.json')
+    names = sorted(n for n in os.listdir(path) if rundir.is_run(os.path.join(path, n)))
+    state_path = rundir.sweep_state_path(path)
     is_sweep = os.path.exists(state_path)
     if is_sweep:
       with open(state_path) as f:
@@ -141,7 +53,7 @@ def expand(paths: Sequence[str], log=print) -> list[str]:
       names.sort(key=lambda n: (order.index(n) if n in order else len(order), n))
     if not names:
       raise ValueError(f'{path} holds no workdirs (directories with a config.json).')
-    unfinished = [n for n in names if is_sweep and not sweep.finished(os.path.join(path, n))]
+    unfinished = [n for n in names if is_sweep and not rundir.finished(os.path.join(path, n))]
     if unfinished:
       log(f'note: leaving out {len(unfinished)} unfinished run(s) of {path}: '
           f'{", ".join(unfinished)} (re-run the sweep to finish them)', file=sys.stderr)
@@ -160,15 +72,15 @@ def _show(value) -> str:
   return repr(value) if isinstance(value, float) else json.dumps(value)
 
 
-def group_runs(runs: Sequence[Run]) -> tuple[list[str], dict[str, list[Run]]]:
+def group_runs(runs: Sequence[rundir.Run]) -> tuple[list[str], dict[str, list[rundir.Run]]]:
   """(the config keys that tell groups apart, {label: runs}) in first-seen order."""
   keys = sorted({k for r in runs for k in r.config})
   differing = [k for k in keys if k not in IGNORED_CONFIG_KEYS and
-               len({json.dumps(r.config.get(k, '<absent>'), sort_keys=True)
+               len({json.dumps(r.setting(k), sort_keys=True)
                     for r in runs}) > 1]
-  groups: dict[str, list[Run]] = {}
+  groups: dict[str, list[rundir.Run]] = {}
   for run in runs:
-    label = ','.join(f'{k}={_show(run.config.get(k, "<absent>"))}' for k in differing)
+    label = ','.join(f'{k}={_show(run.setting(k))}' for k in differing)
     groups.setdefault(label or 'all runs', []).append(run)
   return differing, groups
 
@@ -182,7 +94,7 @@ class Row:
   values: list[float]
 
 
-def summarize(groups: dict[str, list[Run]]) -> list[Row]:
+def summarize(groups: dict[str, list[rundir.Run]]) -> list[Row]:
   metrics = sorted({m for runs in groups.values() for r in runs for m in r.final})
   rows = []
   for metric in metrics:
@@ -194,7 +106,7 @@ def summarize(groups: dict[str, list[Run]]) -> list[Row]:
   return rows
 
 
-def warnings_for(groups: dict[str, list[Run]]) -> list[str]:
+def warnings_for(groups: dict[str, list[rundir.Run]]) -> list[str]:
   notes = []
   for label, runs in groups.items():
     seeds = [r.seed for r in runs]
@@ -212,13 +124,7 @@ def warnings_for(groups: dict[str, list[Run]]) -> list[str]:
 # --- Writing -------------------------------------------------------------------------------------
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']
-  lines += ['| ' + ' | '.join(r) + ' |' for r in rows]
-  return '\n'.join(lines)
-
-
-def summary_table(groups: dict[str, list[Run]], rows: list[Row]) -> str:
+def summary_table(groups: dict[str, list[rundir.Run]], rows: list[Row]) -> str:
   by_key = {(r.group, r.metric): r for r in rows}
   metrics = sorted({r.metric for r in rows})
   header = ['metric'] + [f'{label} (n={len(runs)})' for label, runs in groups.items()]
@@ -235,10 +141,10 @@ def summary_table(groups: dict[str, list[Run]], rows: list[Row]) -> str:
         cell += f' (n={row.summary.n})'
       cells.append(cell)
     body.append(cells)
-  return markdown_table(header, body)
+  return figures.markdown_table(header, body)
 
 
-def per_seed_tables(groups: dict[str, list[Run]]) -> str:
+def per_seed_tables(groups: dict[str, list[rundir.Run]]) -> str:
   parts = []
   for label, runs in groups.items():
     metrics = sorted({m for r in runs for m in r.final})
@@ -246,7 +152,7 @@ def per_seed_tables(groups: dict[str, list[Run]]) -> str:
     names = [f'seed {s}' if seeds.count(s) == 1 else f'seed {s} ({r.name})'
              for s, r in zip(seeds, runs)]
     body = [[m] + [f'{r.final[m]:.6g}' if m in r.final else '–' for r in runs] for m in metrics]
-    parts.append(f'### {label}\n\n' + markdown_table(['metric'] + names, body))
+    parts.append(f'### {label}\n\n' + figures.markdown_table(['metric'] + names, body))
   return '\n\n'.join(parts)
 
 
@@ -263,14 +169,10 @@ def write_csv(path: str, rows: list[Row]) -> None:
                        ';'.join(repr(v) for v in r.values)])
 
 
-def file_name(name: str) -> str:
-  return re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('_')
-
-
-def plot(groups: dict[str, list[Run]], rows: list[Row], out: str,
+def plot(groups: dict[str, list[rundir.Run]], rows: list[Row], out: str,
          differing: Sequence[str] = ()) -> list[str]:
   """Training curves (mean, CI band) and eval bar charts (CI error bars); returns the files."""
-  plt = pyplot()
+  plt = figures.pyplot()
   plot_dir = os.path.join(out, 'plots')
   os.makedirs(plot_dir, exist_ok=True)
   files = []
@@ -298,7 +200,7 @@ def plot(groups: dict[str, list[Run]], rows: list[Row], out: str,
     ax.set_title(f'{title}\nmean ± 95% CI over seeds', fontsize='medium')
     ax.set(xlabel='step', ylabel=metric)
     ax.legend(fontsize='small')
-    files.append(save_figure(fig, os.path.join(plot_dir, f'curve_{file_name(title)}.png')))
+    files.append(figures.save_figure(fig, os.path.join(plot_dir, f'curve_{figures.file_name(title)}.png')))
   # Eval numbers: one figure per family (eval/, eval.json/<section>), a panel per number,
   # each with its own scale (an NLL and an accuracy share no axis).
   eval_metrics = sorted({r.metric for r in rows if r.metric.startswith(('eval/', 'eval.json/'))})
@@ -309,7 +211,7 @@ def plot(groups: dict[str, list[Run]], rows: list[Row], out: str,
   by_key = {(r.group, r.metric): r for r in rows}
   labels = list(groups)
   # Ticks show the values only; the keys they belong to are named once, in the title.
-  ticks = ['\n'.join(_show(groups[l][0].config.get(k, '<absent>')) for k in differing) or l
+  ticks = ['\n'.join(_show(groups[l][0].setting(k)) for k in differing) or l
            for l in labels]
   for family, metrics in families.items():
     columns = min(4, len(metrics))
@@ -332,23 +234,8 @@ def plot(groups: dict[str, list[Run]], rows: list[Row], out: str,
       ax.set_title(metric[len(family) + 1:] or metric, fontsize='small')
     fig.suptitle(f'{family}: mean ± 95% CI over seeds (dots: seeds)'
                  + (f'; bars: {", ".join(differing)}' if differing else ''), fontsize='medium')
-    files.append(save_figure(fig, os.path.join(plot_dir, f'eval_{file_name(family)}.png')))
+    files.append(figures.save_figure(fig, os.path.join(plot_dir, f'eval_{figures.file_name(family)}.png')))
   return files
-
-
-def pyplot():
-  """matplotlib.pyplot on the Agg backend: PNG files, no display needed."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
-
-
-def save_figure(fig, path: str) -> str:
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  pyplot().close(fig)
-  return path
 
 
 def compare(paths: Sequence[str], out: str | None = None, plots: bool = True,
@@ -357,8 +244,11 @@ def compare(paths: Sequence[str], out: str | None = None, plots: bool = True,
   workdirs = expand(paths, log=log)
   if out is None:
     first = paths[0]
-    out = first if os.path.isdir(first) and not _is_workdir(first) else os.getcwd()
-  runs = [read_run(w) for w in workdirs]
+    if rundir.is_run(first) or not os.path.isdir(first):
+      raise ValueError(f'{first} is a workdir, not a sweepdir: say where comparison.md, '
+                       f'comparison.csv and plots/ go with --out=DIR.')
+    out = first
+  runs = [rundir.read_run(w) for w in workdirs]
   differing, groups = group_runs(runs)
   rows = summarize(groups)
   notes = warnings_for(groups)
@@ -403,6 +293,6 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.DEFINE_string('out', None, 'Where comparison.md/.csv and plots/ go (default: the '
-                      'first argument if it is a sweepdir, else the current directory).')
+                      'first argument if it is a sweepdir; needed when it is a workdir).')
   flags.DEFINE_bool('plots', True, 'Draw the PNG plots.')
   app.run(main)

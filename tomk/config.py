@@ -1,12 +1,22 @@
-"""Defaults every config starts from, the smoke shrink, and checks on a resolved config."""
+"""Every default of a run, written once.
+
+  base()          the defaults every config file starts from
+  smoke(config)   shrinks a config to seconds (each config's `:smoke`)
+  complete(data)  a config.json of an older run with every key of base(): what it lacks
+                  filled in, renamed keys renamed (rundir.read_config applies it)
+  check(config)   errors for the top-level settings; each module checks its own
+                  (tomk.experiment.check calls them all before the first step)
+
+Nothing else in tomk holds a default for a config key: every other module reads the
+config as given, because every config it sees was built from base() or completed. This
+module imports nothing of tomk's.
+"""
 from __future__ import annotations
 
+import copy
 import json
-import os
 
 import ml_collections
-
-from tomk import algorithms
 
 
 def partition_optimizer(learning_rate=3e-3, **overrides) -> ml_collections.ConfigDict:
@@ -155,51 +165,10 @@ def set_routes(config, routes):
   config.routes = ml_collections.ConfigDict({k: dict(v) for k, v in routes.items()})
 
 
-def validate(config) -> None:
-  """Errors for mistakes a config file or a --config.x=y override can make."""
-  module = algorithms.get(config.algorithm)
+def check(config) -> None:
+  """Errors for the top-level settings a config file or a --config.x=y override can get wrong."""
   if config.steps <= 0 or config.batch_size <= 0:
     raise ValueError('steps and batch_size must be positive.')
-  dropout = config.data.get('subword_dropout', 0.0)
-  if not 0.0 <= dropout < 1.0:
-    raise ValueError(f'data.subword_dropout={dropout!r} is the chance of skipping each merge; '
-                     f'set it in [0, 1), e.g. 0.1.')
-  answer_weight = config.data.get('answer_weight', 1.0)
-  if not answer_weight > 0:
-    raise ValueError(f'data.answer_weight={answer_weight!r} is a loss weight; set it > 0 '
-                     f'(1 = answers count like every other token).')
-  from tomk import evaluation
-  settings = evaluation.settings(config)     # old configs have no evaluation section
-  probe = settings.probe_stories_per_label
-  if not (isinstance(probe, int) and 0 <= probe <= settings.stories_per_label):
-    raise ValueError(f'evaluation.probe_stories_per_label={probe!r} is a number of test stories '
-                     f'per row, the first of the evaluation\'s: set it to an integer from 0 (no '
-                     f'probe while training) to evaluation.stories_per_label='
-                     f'{settings.stories_per_label}.')
-  from tomk.data import pipeline
-  pipeline.packs_whole(config.data)
-  from tomk import routing
-  routing.check_routes(module.objectives(config), config.routes.to_dict())
-
-
-def flatten(d, prefix=''):
-  out = {}
-  for k, v in d.items():
-    key = f'{prefix}{k}'
-    if isinstance(v, dict):
-      out.update(flatten(v, key + '.'))
-    else:
-      out[key] = v
-  return out
-
-
-def differing_keys(a: dict, b: dict) -> list[str]:
-  """Sorted keys of two flat configs whose values differ. A key only one has differs,
-  unless the other holds base()'s default for it: a setting added since a run began,
-  at its default, changes nothing (a config.json written before it resumes)."""
-  defaults = flatten(to_json(base()))
-  value = lambda d, k: d.get(k, defaults.get(k, '<absent>'))
-  return sorted(k for k in a.keys() | b.keys() if value(a, k) != value(b, k))
 
 
 def to_json(config) -> dict:
@@ -207,34 +176,63 @@ def to_json(config) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
-def load(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run saved in workdir/config.json (check_workdir wrote it)."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    raise ValueError(f'{workdir} has no config.json; give the workdir of a run of '
-                     f'python -m tomk.main.')
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+# --- Runs made by older code ---------------------------------------------------------------------
+
+# Objectives renamed since runs began: their names key routing tables (routes.<objective>)
+# and metrics (loss/<objective>). An old config.json is read with the new names
+# (complete); an old name in a --config override is an error naming the new one (renamed).
+RENAMED_OBJECTIVES = {'nll_pred': 'prediction_nll', 'nll_beh': 'behavior_nll'}
+
+# Values an old config.json gets for a key it lacks where base()'s default is not what the
+# code did before the key existed: {key: (value, why)}. complete() fills every other
+# missing key with base()'s default. Every key so far was added with a default that kept
+# what the code did before it, and no default has changed since its key was added (checked
+# against every version of base() in the history, 2026-12-01), so the table is empty.
+OLD_RUN_VALUES: dict[str, tuple[object, str]] = {}
 
 
-def check_workdir(workdir: str, config) -> None:
-  """Writes config.json, or refuses a workdir whose saved config differs (naming the keys)."""
-  path = os.path.join(workdir, 'config.json')
-  new = to_json(config)
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
-    old_flat, new_flat = flatten(old), flatten(new)
-    differ = differing_keys(old_flat, new_flat)
-    if differ:
-      lines = [f'  {k}: saved {old_flat.get(k, "<absent>")!r}, now {new_flat.get(k, "<absent>")!r}'
-               for k in differ]
-      raise ValueError(f'workdir {workdir} holds a run with a different config; these keys '
-                       f'differ:\n' + '\n'.join(lines) +
-                       '\nUse a new --workdir, or the saved values to resume.')
-    return
-  os.makedirs(workdir, exist_ok=True)
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(new, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+def _renamed_routes(data):
+  """`data` with every routing table's objective names renamed (routes may sit at the top,
+  in a stage or in an interleaved stage's algorithm)."""
+  if not isinstance(data, dict):
+    return data
+  out = {}
+  for key, value in data.items():
+    if key == 'routes' and isinstance(value, dict):
+      value = {RENAMED_OBJECTIVES.get(k, k): v for k, v in value.items()}
+    out[key] = _renamed_routes(value)
+  return out
+
+
+def _merged(defaults: dict, given: dict) -> dict:
+  out = dict(defaults)
+  for key, value in given.items():
+    if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+      value = _merged(defaults[key], value)
+    out[key] = value
+  return out
+
+
+def complete(data) -> ml_collections.ConfigDict:
+  """A saved config (a dict or ConfigDict, as config.json holds it) with every key of
+  base(): the keys it lacks from OLD_RUN_VALUES or base(), objectives renamed."""
+  if isinstance(data, ml_collections.ConfigDict):
+    data = to_json(data)
+  defaults = to_json(base())
+  for key, (value, _) in OLD_RUN_VALUES.items():
+    *parents, leaf = key.split('.')
+    node = defaults
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  return ml_collections.ConfigDict(_merged(defaults, _renamed_routes(copy.deepcopy(data))))
+
+
+def renamed(key: str) -> str | None:
+  """The name today of an old config key (e.g. 'routes.nll_pred.prediction' ->
+  'routes.prediction_nll.prediction'), or None if `key` was not renamed."""
+  parts = key.split('.')
+  for i, part in enumerate(parts[1:], 1):
+    if parts[i - 1] == 'routes' and part in RENAMED_OBJECTIVES:
+      return '.'.join(parts[:i] + [RENAMED_OBJECTIVES[part]] + parts[i + 1:])
+  return None

@@ -115,8 +115,8 @@ def interleave_ratio(spec: str, where: str) -> dict[str, float]:
     if algorithm not in algorithms.ALGORITHMS:
       raise ValueError(f'{where}={spec!r} names {algorithm!r}, not an algorithm; use '
                        f'{", ".join(algorithms.ALGORITHMS)}, {example}.')
-    if algorithm == 'reward_model':
-      raise ValueError(f'{where}={spec!r}: reward_model trains a model of its own, once per '
+    if algorithms.forks_trainer(algorithms.get(algorithm)):
+      raise ValueError(f'{where}={spec!r}: {algorithm} trains a model of its own, once per '
                        f'run; give it a stage of its own instead.')
     if algorithm in weights:
       raise ValueError(f'{where}={spec!r} names {algorithm!r} twice; give each algorithm once.')
@@ -218,6 +218,6 @@ def policy_stage(stages, stage: str | None = None) -> str | None:
     raise ValueError(f'the run has no stage {stage!r}; its stages are {", ".join(names)}.')
   end = len(names) if stage is None else names.index(stage) + 1
   for name, config in reversed(stages[:end]):
-    if not hasattr(algorithms.get(config.algorithm), 'train_stage'):
+    if not algorithms.forks_trainer(algorithms.get(config.algorithm)):
       return name
   return None

@@ -1,6 +1,6 @@
 """Runs an experiment: python -m tomk.main --config=configs/pretrain.py --workdir=runs/pretrain.
 
-Intentionally short: flags, multi-host start-up, then one call to the trainer.
+Intentionally short: flags, multi-host start-up, then one call to tomk.experiment.
 Re-running the same command on the same workdir resumes from its last checkpoint.
 """
 import os
@@ -8,6 +8,8 @@ import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from tomk import config as config_lib
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py[:arg]).',
                                 lock_config=True)
@@ -34,15 +36,29 @@ def initialize_distributed():
     jax.distributed.initialize()
 
 
+def parse_flags(argv):
+  """absl's flag parsing, after a check that no --config override uses a renamed key (one
+  sentence naming the new key, rather than the flag parser's traceback)."""
+  for arg in argv[1:]:
+    if arg.startswith('--config.'):
+      key = arg[len('--config.'):].partition('=')[0]
+      new = config_lib.renamed(key)
+      if new:
+        print(f'error: --config.{key} was renamed to --config.{new}; use the new name.',
+              file=sys.stderr, flush=True)
+        sys.exit(1)
+  return app.parse_flags_with_usage(argv)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if not FLAGS['verbosity'].present:      # orbax and tfds log every step at INFO
     logging.set_verbosity(logging.WARNING)
   initialize_distributed()
-  from tomk import train
+  from tomk import experiment, train   # after jax.distributed.initialize
   try:
-    train.run(FLAGS.config, FLAGS.workdir, branch_from=FLAGS.branch_from)
+    experiment.run(FLAGS.config, FLAGS.workdir, branch_from=FLAGS.branch_from)
   except train.Preempted:
     sys.exit(0)             # the checkpoint is saved: a clean exit, the scheduler re-runs us
   except (ValueError, FloatingPointError) as e:
@@ -53,4 +69,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -14,6 +14,8 @@ import time
 
 import jax
 
+from tomk import rundir
+
 
 def _clean(value):
   value = float(value)
@@ -24,7 +26,7 @@ class Writer:
 
   def __init__(self, workdir: str, resume_step: int | None):
     self.active = jax.process_index() == 0
-    self.path = os.path.join(workdir, 'metrics.jsonl')
+    self.path = rundir.metrics_path(workdir)
     self._file = self._tensorboard = None
     if not self.active:
       return
@@ -34,7 +36,7 @@ class Writer:
       self._truncate_after(resume_step)
     self._file = open(self.path, 'a')
     from tensorboardX import SummaryWriter
-    self._tensorboard = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+    self._tensorboard = SummaryWriter(rundir.tensorboard_dir(workdir))
 
   def _truncate_after(self, step: int):
     """Drops records a killed run logged after its last checkpoint: they will be redone."""
@@ -42,9 +44,7 @@ class Writer:
       return
     with open(self.path) as f:
       kept = [line for line in f if line.strip() and json.loads(line)['step'] <= step]
-    with open(self.path + '.tmp', 'w') as f:
-      f.writelines(kept)
-    os.replace(self.path + '.tmp', self.path)
+    rundir.write_text(self.path, ''.join(kept))
 
   def write(self, step: int, scalars: dict, **labels):
     """One record: {'step', labels..., scalars...} to metrics.jsonl and TensorBoard."""
@@ -70,11 +70,6 @@ class Writer:
     if self.active:
       self._file.close()
       self._tensorboard.close()
-
-
-def read(workdir: str) -> list[dict]:
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return [json.loads(line) for line in f if line.strip()]
 
 
 class Progress:

@@ -5,8 +5,8 @@ it had uncommitted changes), package versions, the JAX backend and devices, the 
 the start time; record_end adds the end time, wall time and the run's summary. A run
 whose provenance has an `end_time` finished. A resumed run keeps the earlier attempts
 under `previous_attempts`, so the file tells how a result was produced, interruptions
-included. Only process 0 writes. Reading it (read, finished) needs no JAX, so sweep
-runners and tomk.compare stay light.
+included. Only process 0 writes. Reading it needs no JAX (rundir.finished reads it for
+sweep runners and tomk.compare).
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ import sys
 import time
 from typing import Any
 
-FILENAME = 'provenance.json'
+from tomk import rundir
+
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'grain', 'numpy',
             'tensorflow-datasets', 'ml-collections', 'chex', 'sentencepiece', 'absl-py',
             'tensorboardX', 'array-record', 'chitchat-dataset', 'vaderSentiment')
@@ -90,19 +91,11 @@ def _config_json(config) -> Any:
 
 def read(workdir: str) -> dict[str, Any] | None:
   """The workdir's provenance, or None if it has none."""
-  path = os.path.join(workdir, FILENAME)
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  return rundir.read_json(rundir.provenance_path(workdir))
 
 
 def _write(workdir: str, record: dict[str, Any]) -> None:
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, FILENAME)
-  with open(path + '.tmp', 'w') as f:
-    json.dump(record, f, indent=2, sort_keys=True, default=repr)
-  os.replace(path + '.tmp', path)      # a killed run never leaves half a file
+  rundir.write_json(rundir.provenance_path(workdir), record)   # whole or not at all
 
 
 def record_start(workdir: str, config, branched_from: str | None = None) -> None:
@@ -145,15 +138,9 @@ def record_end(workdir: str, summary: dict[str, Any]) -> None:
     return
   record = read(workdir)
   if record is None:
-    raise ValueError(f'{os.path.join(workdir, FILENAME)} is missing: call '
+    raise ValueError(f'{rundir.provenance_path(workdir)} is missing: call '
                      f'provenance.record_start(workdir, config) before record_end.')
   end = time.time()
   record.update(end_time=_now(), end_unix=end, wall_seconds=end - record['start_unix'],
                 summary={k: v.item() if hasattr(v, 'item') else v for k, v in summary.items()})
   _write(workdir, record)
-
-
-def finished(workdir: str) -> bool:
-  """Whether the workdir's run reached record_end (and was not resumed since)."""
-  record = read(workdir)
-  return bool(record and record.get('end_time'))

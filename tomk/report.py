@@ -19,7 +19,7 @@ import sys
 
 from absl import app, flags, logging
 
-from tomk import compare, config as config_lib, curriculum, evaluation
+from tomk import curriculum, evaluation, figures, rundir
 from tomk.evaluation import theory_of_mind
 from tomk.model import STREAMS
 from tomk.socialworld import scenarios
@@ -119,16 +119,16 @@ def table(names: list[str], table_rows: list[Row]) -> str:
       section = row.section
       body.append([f'**{section}**'] + [''] * len(names))
     body.append([row.label] + [_cell(c) for c in row.cells])
-  return compare.markdown_table(['measure'] + names, body)
+  return figures.markdown_table(['measure'] + names, body)
 
 
 # --- Plots ---------------------------------------------------------------------------------------
 
 
-def plot_curves(run: compare.Run, names: list[str], boundaries: list[int],
+def plot_curves(run: rundir.Run, names: list[str], boundaries: list[int],
                 plot_dir: str) -> list[str]:
   """curves_<group>.png for each metric group (loss, eval, reward, rl ...): a panel per metric."""
-  plt = compare.pyplot()
+  plt = figures.pyplot()
   from matplotlib.lines import Line2D  # pylint: disable=g-import-not-at-top
   stage_lines = [Line2D([], [], color=f'C{i}', marker='.') for i in range(len(names))]
   groups = {}
@@ -155,8 +155,8 @@ def plot_curves(run: compare.Run, names: list[str], boundaries: list[int],
       ax.set_xlabel('global step', fontsize='small')
     axes.flat[0].legend(stage_lines, names, fontsize='x-small')
     fig.suptitle(f'{group}: training curves (dashed: stage boundaries)', fontsize='medium')
-    files.append(compare.save_figure(
-        fig, os.path.join(plot_dir, f'curves_{compare.file_name(group)}.png')))
+    files.append(figures.save_figure(
+        fig, os.path.join(plot_dir, f'curves_{figures.file_name(group)}.png')))
   return files
 
 
@@ -165,7 +165,7 @@ def plot_evaluation(names: list[str], table_rows: list[Row], plot_dir: str) -> s
   sections = list(dict.fromkeys(row.section for row in table_rows))
   if not sections:
     return None
-  plt = compare.pyplot()
+  plt = figures.pyplot()
   columns = min(2, len(sections))
   panel_rows = math.ceil(len(sections) / columns)
   fig, axes = plt.subplots(panel_rows, columns, squeeze=False,
@@ -180,7 +180,7 @@ def plot_evaluation(names: list[str], table_rows: list[Row], plot_dir: str) -> s
     ax.set_title(section, fontsize='small', wrap=True)
     ax.legend(fontsize='x-small', ncol=2)
   fig.suptitle('Evaluation after each stage (SPEC §6)', fontsize='medium')
-  return compare.save_figure(fig, os.path.join(plot_dir, 'evaluation.png'))
+  return figures.save_figure(fig, os.path.join(plot_dir, 'evaluation.png'))
 
 
 # --- The report ----------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def plots_wanted() -> bool:
 def write(workdir: str, plots: bool = True) -> str:
   """Writes report.md and (plots=True) plots/ into the workdir; returns the table, for the
   terminal."""
-  config = config_lib.load(workdir)
+  config = rundir.read_config(workdir)
   stages = curriculum.stages(config)
   names = [name for name, _ in stages]
   ends = [0]
@@ -215,15 +215,15 @@ def write(workdir: str, plots: bool = True) -> str:
     ends.append(ends[-1] + stage_config.steps)
   columns = curriculum.evaluated(stages)     # an interleaved stage: its last sub-stage only
   evaluations = _stage_evaluations(workdir, columns)
-  settings = evaluation.settings(config)
+  settings = config.evaluation
   table_rows = rows(evaluations, tuple(settings.splits))
   evaluation_table = table(columns, table_rows)
 
-  plot_dir = os.path.join(workdir, 'plots')
+  plot_dir = rundir.plots_dir(workdir)
   files = []
   if plots:
     os.makedirs(plot_dir, exist_ok=True)
-    files = plot_curves(compare.read_run(workdir), names, ends[1:-1], plot_dir)
+    files = plot_curves(rundir.read_run(workdir), names, ends[1:-1], plot_dir)
     files.append(plot_evaluation(columns, table_rows, plot_dir))
     files = [f for f in files if f]
 
@@ -236,7 +236,7 @@ def write(workdir: str, plots: bool = True) -> str:
         '' if policy == name else f' of {policy} (the policy this stage left)')
     stage_rows.append([name, stage_config.algorithm, str(stage_config.steps),
                        f'{start + 1}–{end}', evaluated])
-  stage_table = compare.markdown_table(
+  stage_table = figures.markdown_table(
       ['stage', 'algorithm', 'steps', 'global steps', 'evaluated'], stage_rows)
   intro = (f'Evaluation after each stage (SPEC §6): value (n examples); evaluation seed '
            f'{settings.seed}, training seed {config.seed}; {MISSING}: not measured (e.g. the '
@@ -248,10 +248,8 @@ def write(workdir: str, plots: bool = True) -> str:
   markdown += [f'![{os.path.basename(p)}]({os.path.relpath(p, workdir)})' for p in files] + ['']
   if not plots:
     markdown[-1:] = [f'Not drawn ({PLOTS_VARIABLE}=0); python -m tomk.report --workdir=W draws them.', '']
-  path = os.path.join(workdir, 'report.md')
-  with open(path + '.tmp', 'w') as f:
-    f.write('\n'.join(markdown))
-  os.replace(path + '.tmp', path)
+  path = rundir.report_path(workdir)
+  rundir.write_text(path, '\n'.join(markdown))
   drawn = f' and {len(files)} plots in {plot_dir}' if plots else ''
   return f'{intro}\n\n{evaluation_table}\n\nwrote {path}{drawn}'
 

@@ -1,13 +1,16 @@
-"""Re-runs a recorded result and checks that its metrics come back bit for bit (SPEC §7).
+"""Re-runs a recorded result and checks that it comes back bit for bit (SPEC §7).
 
-  python -m tomk.reproduce runs/pretrain [--into=runs/pretrain-reproduce]
+  python -m tomk.reproduce runs/pretrain [--into=runs/pretrain-reproduce] [--compare_only]
 
 Runs `python -m tomk.main --config=configs/from_json.py:WORKDIR/config.json --workdir=NEWDIR`
 (NEWDIR defaults to WORKDIR-reproduce; an existing one is resumed), then compares the
-two metrics.jsonl files. Exit code 0 if they are identical, 1 if not (naming the first
-step and metric that differ, with both values), 2 if the re-run itself failed. On a
-mismatch it also lists what provenance.json says changed between the two runs (commit,
-packages, devices), the usual culprits.
+two metrics.jsonl files and every evaluation (eval/<stage>.json, eval.json). Metrics match
+when their bytes do, or when a run of older code holds the same records under metric
+names renamed since (config.RENAMED_OBJECTIVES). Exit code 0 if everything matches, 1 if
+not (naming the first step and metric that differ, with both values, or the evaluation),
+2 if the re-run itself failed. On a mismatch it also lists what provenance.json says
+changed between the two runs (commit, packages, devices), the usual culprits.
+--compare_only compares WORKDIR with an existing NEWDIR and runs nothing.
 """
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ from typing import Any, Sequence
 
 from absl import app
 from absl import flags
+
+from tomk import provenance
+from tomk import rundir
 
 FROM_JSON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                          'configs', 'from_json.py')
@@ -64,7 +70,7 @@ def first_difference(original: Sequence[dict], rerun: Sequence[dict]) -> Differe
 
 def compare_metrics(original_dir: str, rerun_dir: str) -> tuple[bool, str]:
   """(identical bytes?, a sentence saying so or naming the first difference)."""
-  paths = [os.path.join(d, 'metrics.jsonl') for d in (original_dir, rerun_dir)]
+  paths = [rundir.metrics_path(d) for d in (original_dir, rerun_dir)]
   with open(paths[0], 'rb') as f:
     original_bytes = f.read()
   with open(paths[1], 'rb') as f:
@@ -72,16 +78,39 @@ def compare_metrics(original_dir: str, rerun_dir: str) -> tuple[bool, str]:
   if original_bytes == rerun_bytes:
     return True, (f'MATCH: metrics.jsonl of {original_dir} and {rerun_dir} are identical '
                   f'({original_bytes.count(b"{")} records, {len(original_bytes)} bytes).')
-  difference = first_difference(_records(paths[0]), _records(paths[1]))
+  original, rerun = rundir.read_metrics(original_dir), rundir.read_metrics(rerun_dir)
+  renamed = sorted({f'{k} → {rundir.metric_name(k)}' for path in paths
+                    for record in _records(path) for k in record if rundir.metric_name(k) != k})
+  difference = first_difference(original, rerun)
+  if difference is None and renamed:
+    return True, (f'MATCH: metrics.jsonl of {original_dir} and {rerun_dir} hold the same '
+                  f'{len(original)} records under today\'s metric names (renamed: '
+                  f'{", ".join(renamed)}).')
   if difference is None:
     return False, ('MISMATCH: the same numbers but different bytes (key order or number '
                    'formatting changed in metrics.jsonl).')
   return False, 'MISMATCH: ' + difference.describe(original_dir, rerun_dir)
 
 
+def _bytes(path: str) -> bytes | None:
+  if not os.path.exists(path):
+    return None
+  with open(path, 'rb') as f:
+    return f.read()
+
+
+def compare_evaluations(original_dir: str, rerun_dir: str) -> tuple[bool, str]:
+  """(is every evaluation of the original the same bytes in the re-run?, a sentence)."""
+  names = rundir.evaluations(original_dir)
+  for name in names:
+    if _bytes(os.path.join(rerun_dir, name)) != _bytes(os.path.join(original_dir, name)):
+      return False, (f'MISMATCH: {name} of {rerun_dir} differs from that of {original_dir} '
+                     f'(or is missing).')
+  return True, f'MATCH: {len(names)} evaluations are identical ({", ".join(names)}).'
+
+
 def provenance_differences(original_dir: str, rerun_dir: str) -> list[str]:
   """What changed between the runs' environments, as far as provenance.json tells."""
-  from tomk import provenance  # pylint: disable=g-import-not-at-top
   a, b = provenance.read(original_dir), provenance.read(rerun_dir)
   if a is None or b is None:
     return []
@@ -106,8 +135,8 @@ def provenance_differences(original_dir: str, rerun_dir: str) -> list[str]:
 def reproduce(workdir: str, into: str | None = None, python: str = sys.executable,
               log=print) -> int:
   """Re-runs `workdir`'s config into `into`; returns the exit code (0 match, 1 not, 2 failed)."""
-  config_path = os.path.abspath(os.path.join(workdir, 'config.json'))
-  for path in (config_path, os.path.join(workdir, 'metrics.jsonl')):
+  config_path = os.path.abspath(rundir.config_path(workdir))
+  for path in (config_path, rundir.metrics_path(workdir)):
     if not os.path.exists(path):
       raise ValueError(f'{workdir} has no {os.path.basename(path)}; give a workdir written by '
                        f'python -m tomk.main.')
@@ -116,7 +145,7 @@ def reproduce(workdir: str, into: str | None = None, python: str = sys.executabl
   into = into or os.path.normpath(workdir) + '-reproduce'
   if os.path.abspath(into) == os.path.abspath(workdir):
     raise ValueError('--into must be a new directory, not the workdir being reproduced.')
-  if os.path.exists(os.path.join(into, 'metrics.jsonl')):
+  if os.path.exists(rundir.metrics_path(into)):
     log(f'[reproduce] {into} exists: resuming it (delete it for a fresh re-run).', flush=True)
   command = [python, '-m', 'tomk.main', f'--config={FROM_JSON}:{config_path}',
              f'--workdir={into}']
@@ -126,8 +155,16 @@ def reproduce(workdir: str, into: str | None = None, python: str = sys.executabl
     log(f'[reproduce] the re-run failed with exit code {code}; see its output above.',
         flush=True)
     return 2
+  return check(workdir, into, log)
+
+
+def check(workdir: str, into: str, log=print) -> int:
+  """Compares the metrics and evaluations of two runs; 0 if they match, else 1."""
   same, message = compare_metrics(workdir, into)
   log(message)
+  evaluations_same, message = compare_evaluations(workdir, into)
+  log(message)
+  same = same and evaluations_same
   if not same:
     notes = provenance_differences(workdir, into)
     if notes:
@@ -137,9 +174,14 @@ def reproduce(workdir: str, into: str | None = None, python: str = sys.executabl
 
 def main(argv):
   if len(argv) != 2:
-    print('usage: python -m tomk.reproduce WORKDIR [--into=NEWDIR]', file=sys.stderr)
+    print('usage: python -m tomk.reproduce WORKDIR [--into=NEWDIR] [--compare_only]',
+          file=sys.stderr)
     sys.exit(2)
   try:
+    if flags.FLAGS.compare_only:
+      if not flags.FLAGS.into:
+        raise ValueError('--compare_only compares WORKDIR with --into=NEWDIR; give --into.')
+      sys.exit(check(argv[1], flags.FLAGS.into))
     sys.exit(reproduce(argv[1], flags.FLAGS.into))
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
@@ -148,4 +190,5 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.DEFINE_string('into', None, 'Workdir of the re-run (default: WORKDIR-reproduce).')
+  flags.DEFINE_bool('compare_only', False, 'Compare WORKDIR with an existing --into; run nothing.')
   app.run(main)

@@ -13,9 +13,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tomk.routing import Objective
 from tomk.sampler import Samples
+from tomk.socialworld import scenarios
 
 ESTIMATORS = ('batch_mean', 'group', 'rloo')
+
+
+def check(config) -> None:
+  """Errors for config.rl of an algorithm that samples."""
+  rl = config.rl
+  if rl.estimator not in ESTIMATORS:
+    raise ValueError(f'rl.estimator={rl.estimator!r}: use one of {ESTIMATORS}.')
+  if config.batch_size % rl.num_samples:
+    raise ValueError(f'batch_size {config.batch_size} must be a multiple of rl.num_samples '
+                     f'{rl.num_samples} (prompts per step × samples per prompt).')
+  unknown = [f for f in rl.families.split(',') if f not in scenarios.FAMILIES]
+  if unknown:
+    raise ValueError(f'rl.families names {unknown}; use a comma-separated list of '
+                     f'{",".join(scenarios.FAMILIES)}.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +82,13 @@ def policy_loss(config: PolicyGradientConfig):
     clip_fraction = (jnp.abs(ratio - 1.0) > config.clip_epsilon).astype(jnp.float32)
     return per_token, {'kl': kl, 'entropy': entropy, 'clip_fraction': clip_fraction}
   return loss
+
+
+def objective(config) -> Objective:
+  """The `rl` objective of every RL algorithm: policy_loss on the behavior stream over the
+  sampled response tokens."""
+  return Objective('rl', 'behavior', policy_loss(PolicyGradientConfig.from_config(config.rl)),
+                   mask='response_mask')
 
 
 def sequence_batch(prompt_tokens, prompt_valid, samples: Samples, pad_id: int) -> dict:

@@ -10,34 +10,23 @@ partner's reply with the prediction stream from the partner's perspective, and s
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tomk import rewards as rewards_lib, rl, socialworld
+from tomk import rewards as rewards_lib, rl, rundir
+from tomk.algorithms import reward_model
 from tomk.data import conversation as conversation_lib
 from tomk.sampler import Sampler, SamplingConfig, left_pad
-
-def scenario_prompts(families: Sequence[str], split: str, seed: int, step: int, count: int):
-  """`count` scenario examples for a step: a pure function of (seed, step), so a resumed
-  run sees the same prompts without any iterator state."""
-  out = []
-  for i in range(count):
-    family = families[(step * count + i) % len(families)]
-    out += socialworld.generate(family, split, seed, n=1, start=step * count + i)
-  return out
-
 
 def simulation_prompt_len(config) -> int:
   """The sampler's fixed prompt length (one compile): a prompt and, for kindness, the
   turns simulated after it, each a reply of at most max_new_tokens plus a name: the
   response and the partner's reply for kindness.horizon = 1, two more turns per further
   reply. Longer prompts keep their end (sampler.left_pad)."""
-  horizon = config.kindness.get('horizon', 1) if 'kindness' in config else 1
-  return config.rl.prompt_len + (2 * horizon - 1) * (config.rl.max_new_tokens + 16)
+  return config.rl.prompt_len + (2 * config.kindness.horizon - 1) * (config.rl.max_new_tokens + 16)
 
 
 @dataclasses.dataclass
@@ -69,8 +58,10 @@ class Context:
 
 
 def rollout(context: Context, algorithm, params, reference_params, examples: list[dict], key,
-            num_samples: int, pg: rl.PolicyGradientConfig, logprob_fn) -> tuple[dict, dict]:
-  """One rollout: the training batch for the `rl` (and other response) objectives."""
+            num_samples: int, policy_gradient: rl.PolicyGradientConfig,
+            logprob_fn) -> tuple[dict, dict, list[str]]:
+  """One rollout: the training batch for the `rl` (and other response) objectives, its
+  metrics and the responses."""
   # Only the conversation travels on: no hidden state reaches the reward functions.
   conversations = [ex['conversation'] for ex in examples]
   prompts = [conversation_lib.prompt_for(c) for c in conversations]
@@ -83,7 +74,7 @@ def rollout(context: Context, algorithm, params, reference_params, examples: lis
   repeated = [c for c in conversations for _ in range(num_samples)]
   rewards, metrics = algorithm.rewards(context, params, repeated, responses, reward_key)
   rewards = np.asarray(rewards, np.float32)
-  advantage = rl.advantages(rewards, num_samples, pg.estimator)
+  advantage = rl.advantages(rewards, num_samples, policy_gradient.estimator)
   batch = rl.sequence_batch(jnp.repeat(prompt_tokens, num_samples, 0),
                             jnp.repeat(prompt_valid, num_samples, 0), samples,
                             context.tokenizer.pad_id)
@@ -97,11 +88,35 @@ def rollout(context: Context, algorithm, params, reference_params, examples: lis
   return batch, metrics, responses
 
 
-def reward_function(spec: str, workdir: str = '') -> Callable:
-  """'sentiment', 'constant', 'rater', 'reward_model' (this run's reward_model stage) or
-  'reward_model:PATH' (a Bradley–Terry model saved by orbax)."""
+class Rollouts:
+  """The rollouts of one RL stage: (policy, reference, examples, key) -> (training batch,
+  metrics). A data.batches.RolloutBatches draws the examples and keys step by step."""
+
+  def __init__(self, config, model, tokenizer, algorithm, workdir: str):
+    sampling = SamplingConfig(config.rl.max_new_tokens, config.rl.temperature, config.rl.top_k,
+                              config.rl.top_p)
+    sampler = Sampler(model, tokenizer.eot_id, tokenizer.pad_id,
+                      prompt_len=simulation_prompt_len(config))
+    self.context = Context(model, tokenizer, sampler, sampling, config,
+                           {k: reward_function(v, workdir, tokenizer)
+                            for k, v in config.rewards.items()})
+    self.algorithm, self.num_samples = algorithm, config.rl.num_samples
+    self.policy_gradient = rl.PolicyGradientConfig.from_config(config.rl)
+    self.logprob_fn = jax.jit(lambda p, b: rl.token_logprobs(model, p, b))
+
+  def __call__(self, params, reference_params, examples: list[dict], key) -> tuple[dict, dict]:
+    batch, metrics, _ = rollout(self.context, self.algorithm, params, reference_params,
+                                examples, key, self.num_samples, self.policy_gradient,
+                                self.logprob_fn)
+    return batch, metrics
+
+
+def reward_function(spec: str, workdir: str = '', tokenizer=None) -> Callable:
+  """'sentiment', 'constant', 'rater', 'reward_model' (this run's reward_model stage, read
+  with the run's `tokenizer`) or 'reward_model:PATH' (a Bradley–Terry model saved by
+  orbax, read with the tokenizer it was trained with)."""
   if spec == 'reward_model':
-    spec = f'reward_model:{os.path.join(workdir, "reward_model")}'
+    return reward_model.load(rundir.reward_model_dir(workdir), tokenizer)
   if spec == 'rater':
     # SocialWorld's simulated human rater: judges a response in isolation (politeness,
     # fluency, topicality), never the partner's hidden wants; the RLHF signal.
@@ -109,6 +124,5 @@ def reward_function(spec: str, workdir: str = '') -> Callable:
     return lambda prompts, responses: np.asarray(
         [rater.score(p, r) for p, r in zip(prompts, responses)], np.float32)
   if spec.startswith('reward_model:'):
-    from tomk.algorithms import reward_model
     return reward_model.load(spec.split(':', 1)[1])
   return rewards_lib.get(spec)

@@ -4,10 +4,10 @@
       --sweepdir=runs/lr-sweep [--parallel=2] [--print_commands] [--config.steps=100 ...]
 
 A sweep file (configs/sweeps/*.py) has `get_sweep(arg=None)` returning a list of
-overrides, one dict per point, built with the helpers below as XManager's `hyper`
-does:
+overrides, one dict per point, built with tomk.hyper as XManager's `hyper` does:
 
-  product(sweep('seed', range(3)), sweep('optimizer.behavior.learning_rate', [3e-3, 1e-2]))
+  hyper.product(hyper.sweep('seed', range(3)),
+                hyper.sweep('optimizer.behavior.learning_rate', [3e-3, 1e-2]))
 
 Each point runs as `python -m tomk.main --config=... --workdir=SWEEPDIR/NAME --config.k=v ...`
 (NAME spells its overrides, e.g. `seed=0,optimizer.behavior.learning_rate=0.003`), one
@@ -33,7 +33,6 @@ import difflib
 import fcntl
 import hashlib
 import importlib.util
-import itertools
 import json
 import os
 import shlex
@@ -42,62 +41,16 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from absl import app
 from absl import flags
 
+from tomk import rundir
+
 FLAGS = flags.FLAGS
 
 Point = dict[str, Any]
-DONE = 'DONE'                 # written into a point's workdir after main exited 0
-STATE = 'sweep.json'
-
-# --- Building sweeps (configs/sweeps/*.py) -------------------------------------------------------
-
-
-def sweep(key: str, values: Iterable[Any]) -> list[Point]:
-  """One axis: [{key: v} for v in values]."""
-  return [{key: v} for v in values]
-
-
-def fixed(key: str, value: Any) -> list[Point]:
-  """A key every point sets to the same value (part of each point's name)."""
-  return [{key: value}]
-
-
-def product(*sweeps: Sequence[Point]) -> list[Point]:
-  """Every combination; the last sweep varies fastest (itertools.product order)."""
-  points = []
-  for combination in itertools.product(*sweeps):
-    points.append(_merge(combination))
-  return points
-
-
-def zipit(*sweeps: Sequence[Point]) -> list[Point]:
-  """Point i of each sweep together, e.g. two learning rates that move as one setting."""
-  lengths = {len(s) for s in sweeps}
-  if len(lengths) > 1:
-    raise ValueError(f'zipit needs sweeps of equal length, got lengths '
-                     f'{[len(s) for s in sweeps]}; shorten or extend one.')
-  return [_merge(combination) for combination in zip(*sweeps)]
-
-
-def chain(*sweeps: Sequence[Point]) -> list[Point]:
-  """The points of one sweep after another."""
-  return [dict(p) for s in sweeps for p in s]
-
-
-def _merge(points: Iterable[Point]) -> Point:
-  merged = {}
-  for point in points:
-    for k, v in point.items():
-      if k in merged and merged[k] != v:
-        raise ValueError(f'{k} is set twice in one point ({merged[k]!r} and {v!r}); a key '
-                         f'belongs to one axis of a product or zipit.')
-      merged[k] = v
-  return merged
-
 
 # --- Points, names and commands ------------------------------------------------------------------
 
@@ -155,39 +108,6 @@ def command(config: str, workdir: str, point: Point, overrides: Sequence[str] = 
           *overrides, *(f'--config.{k}={format_value(v)}' for k, v in point.items())]
 
 
-def finished(workdir: str) -> bool:
-  """A point is done once main exited 0 (DONE) or recorded its end in provenance.json."""
-  if os.path.exists(os.path.join(workdir, DONE)):
-    return True
-  from tomk import provenance  # pylint: disable=g-import-not-at-top
-  try:
-    return provenance.finished(workdir)
-  except (OSError, ValueError):
-    return False
-
-
-def reached_the_end(workdir: str) -> bool:
-  """Whether a run that exited 0 trained to its last step (provenance end time, else the
-  last step in metrics.jsonl against config.json's `steps`)."""
-  from tomk import provenance  # pylint: disable=g-import-not-at-top
-  record = provenance.read(workdir)
-  if record is not None and 'start_time' in record:
-    return bool(record.get('end_time'))
-  try:
-    with open(os.path.join(workdir, 'config.json')) as f:
-      steps = json.load(f).get('steps')
-    if steps is None:
-      return True           # nothing to check against: trust the exit code
-    last = None
-    with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-      for line in f:
-        if line.strip():
-          last = json.loads(line).get('step', last)
-  except (OSError, ValueError):
-    return False
-  return last is not None and last >= steps
-
-
 def check_points(config, points: Sequence[Point], overrides: Sequence[str]) -> None:
   """Errors, before anything runs, for a key the config lacks or a value of the wrong type."""
   given = {o.split('=', 1)[0][len('--config.'):] for o in overrides}
@@ -212,17 +132,6 @@ def check_points(config, points: Sequence[Point], overrides: Sequence[str]) -> N
                          f'config ({e}); give a value of the type the config holds.') from e
 
 
-def flatten(d: dict, prefix: str = '') -> dict[str, Any]:
-  """{'a': {'b': 1}} -> {'a.b': 1}, the keys --config.a.b=... overrides."""
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(flatten(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
-
-
 def _flat_keys(config, prefix=''):
   for k, v in config.items():
     if hasattr(v, 'items'):
@@ -236,12 +145,6 @@ def _flat_keys(config, prefix=''):
 
 def _now() -> str:
   return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-
-
-def _write_json(path: str, data: Any) -> None:
-  with open(path + '.tmp', 'w') as f:
-    json.dump(data, f, indent=2)
-  os.replace(path + '.tmp', path)
 
 
 def _tail(path: str, offset: int, chars: int = 2000) -> str:
@@ -269,7 +172,7 @@ class Sweep:
                overrides: Sequence[str] = ()):
     self.config, self.sweep_spec, self.sweepdir = config, sweep_spec, sweepdir
     self.overrides = list(overrides)
-    self.path = os.path.join(sweepdir, STATE)
+    self.path = rundir.sweep_state_path(sweepdir)
     old = self._load_old()
     self.records = {}
     self.current = [point_name(p) for p in points]
@@ -285,12 +188,12 @@ class Sweep:
         for k in ('exit_code', 'seconds', 'error', 'finished_at'):
           if k in previous:
             record[k] = previous[k]
-      if finished(workdir):
+      if rundir.finished(workdir):
         record['status'] = 'done'
       self.records[name] = record
     # Points of an earlier sweep file in the same dir stay listed; compare reads them too.
     for name, previous in old.items():
-      previous['status'] = 'done' if finished(previous['workdir']) else previous['status']
+      previous['status'] = 'done' if rundir.finished(previous['workdir']) else previous['status']
       self.records[name] = previous
 
   def _load_old(self) -> dict[str, dict]:
@@ -307,7 +210,7 @@ class Sweep:
     return {p['name']: p for p in old.get('points', [])}
 
   def save(self) -> None:
-    _write_json(self.path, {'config': self.config, 'sweep': self.sweep_spec,
+    rundir.write_json(self.path, {'config': self.config, 'sweep': self.sweep_spec,
                             'overrides': self.overrides, 'updated': _now(),
                             'points': list(self.records.values())})
 
@@ -375,7 +278,7 @@ class Sweep:
       if record['status'] == 'done' and os.path.exists(path):
         swept.update(record['overrides'])
         with open(path) as f:
-          configs.append(flatten(json.load(f)))
+          configs.append(rundir.flatten(json.load(f)))
     keys = {k for c in configs for k in c} - swept
     return sorted(k for k in keys
                   if len({json.dumps(c.get(k, '<absent>'), sort_keys=True) for c in configs}) > 1)
@@ -400,14 +303,14 @@ class Sweep:
 
   def _finish(self, record: dict, code: int, seconds: float, offset: int, log) -> None:
     record['exit_code'], record['seconds'] = code, round(seconds, 1)
-    if code == 0 and not reached_the_end(record['workdir']):
+    if code == 0 and not rundir.reached_the_end(record['workdir']):
       # main exits 0 when preempted (SIGTERM) once its checkpoint is saved: not finished.
       record['status'] = 'incomplete'
       record['error'] = ('exited 0 before its last step (preempted?); re-run the sweep to '
                          'resume it.')
       log(f'[sweep] INCOMPLETE {record["name"]}: {record["error"]}', flush=True)
     elif code == 0:
-      _write_json(os.path.join(record['workdir'], DONE),
+      rundir.write_json(rundir.done_path(record['workdir']),
                   {'command': record['command'], 'seconds': record['seconds'], 'time': _now()})
       record['status'], record['finished_at'] = 'done', _now()
       log(f'[sweep] done {record["name"]} in {seconds:.0f} s', flush=True)

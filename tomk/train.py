@@ -1,33 +1,36 @@
-"""The training loop every algorithm plugs into.
+"""One stage of training: the loop every algorithm plugs into.
 
-One linear function, in the order of the work: workdir and config, mesh, input,
-model and optimizer, the jitted update step, checkpoint restore, the loop (step,
-log, eval, checkpoint), and a summary; run() chains a curriculum's stages, evaluates
-each as it ends (SPEC §6) and writes report.md. Algorithms differ only in their
-objectives, routing table and gates (tomk/algorithms/*), never in a copy of this loop.
+run_stage is one linear function, in the order of the work: model, optimizer and jitted
+steps (setup), the stage's batches, checkpoint restore, the loop (step, log, eval,
+checkpoint, preemption) and a summary. tomk.experiment runs a curriculum of such stages.
+Algorithms differ only in their objectives, routing table and gates (tomk/algorithms/*),
+never in a copy of this loop; one that trains a model of its own forks a trainer
+(algorithms.forks_trainer).
 """
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import time
 
 import flax.linen as nn
-import grain
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 import orbax.checkpoint as ocp
-from absl import logging
-from etils import epath
 
-from tomk import (algorithms, branch, config as config_lib, curriculum, evaluation, metrics as metrics_lib,
-                  optimizer, provenance, report, routing, sharding)
-from tomk.data import pipeline
+from tomk import (algorithms, checkpoints, metrics as metrics_lib, optimizer, rollout, routing,
+                  sharding)
+from tomk.data import batches
 from tomk.evaluation import theory_of_mind
 from tomk.model import Model, ModelConfig, count_params
+
+
+def check(config) -> None:
+  """Errors for the loop's own settings."""
+  for key in ('log_every', 'eval_every', 'checkpoint_every', 'keep_checkpoints', 'eval_batches'):
+    if not (isinstance(config[key], int) and config[key] > 0):
+      raise ValueError(f'{key}={config[key]!r}: set it to a positive integer.')
 
 
 class NonFiniteError(FloatingPointError):
@@ -136,8 +139,8 @@ def evaluate(eval_step, params, batches) -> dict[str, float]:
 
 
 @dataclasses.dataclass
-class Built:
-  """What a config compiles to on a mesh: model, optimizer, shardings and jitted steps."""
+class Setup:
+  """What a stage's config sets up on a mesh: model, optimizer, shardings and jitted steps."""
   model: Model
   tx: optax.GradientTransformation
   abstract_state: object      # ShapeDtypeStructs of the train state, with shardings
@@ -149,7 +152,7 @@ class Built:
   lower_train_step: object    # abstract batch -> jax.stages.Lowered (ahead-of-time compile)
 
 
-def build(config, mesh, vocab_size: int, algorithm) -> Built:
+def setup(config, mesh, vocab_size: int, algorithm) -> Setup:
   """Model, optimizer and steps with explicit shardings; parameters are created sharded.
 
   Nothing here touches data, so the ahead-of-time compiler (tomk.aot) lowers the
@@ -175,7 +178,7 @@ def build(config, mesh, vocab_size: int, algorithm) -> Built:
     eval_step = jax.jit(make_eval_step(model),
                         in_shardings=(state_sharding['params'], batch_sharding),
                         out_shardings=metrics_sharding)
-  return Built(model, tx, abstract_state, state_sharding, batch_sharding,
+  return Setup(model, tx, abstract_state, state_sharding, batch_sharding,
                init_state,    # not under set_mesh: see _in_mesh
                lambda *a: _in_mesh(mesh, axis_rules, train_step, *a),
                lambda *a: _in_mesh(mesh, axis_rules, eval_step, *a),
@@ -192,173 +195,6 @@ def _in_mesh(mesh, axis_rules, fn, *args):
     return fn(*args)
 
 
-class LanguageModelSource:
-  """Batches of packed text from the grain pipeline; its iterator state is checkpointed."""
-
-  def __init__(self, config, tokenizer, batch_sharding):
-    self.iterator = iter(pipeline.lm_dataset(
-        config.data, tokenizer, 'train', seed=config.seed, global_batch_size=config.batch_size,
-        process_index=jax.process_index(), process_count=jax.process_count()))
-    self.batch_sharding = batch_sharding
-    self.tokens_per_step = config.batch_size * config.data.seq_len
-
-  def next(self, state, step):
-    del state, step
-    return sharding.global_batch(next(self.iterator), self.batch_sharding), {}
-
-  def save_args(self):
-    return {'data': grain.checkpoint.CheckpointSave(self.iterator)}
-
-  def restore_args(self):
-    return {'data': grain.checkpoint.CheckpointRestore(self.iterator)}
-
-
-class RolloutSource:
-  """Batches made by rollouts of the current policy: prompts are a function of (seed, step)."""
-
-  def __init__(self, config, tokenizer, built, algorithm, workdir):
-    from tomk import rl, rollout
-    from tomk.sampler import Sampler, SamplingConfig
-    self.config, self.algorithm, self.rollout = config, algorithm, rollout
-    self.pg = rl.PolicyGradientConfig.from_config(config.rl)
-    if config.batch_size % config.rl.num_samples:
-      raise ValueError(f'batch_size {config.batch_size} must be a multiple of rl.num_samples '
-                       f'{config.rl.num_samples} (prompts per step × samples per prompt).')
-    sampling = SamplingConfig(config.rl.max_new_tokens, config.rl.temperature, config.rl.top_k,
-                              config.rl.top_p)
-    self.context = rollout.Context(
-        built.model, tokenizer,
-        Sampler(built.model, tokenizer.eot_id, tokenizer.pad_id,
-                prompt_len=rollout.simulation_prompt_len(config)),
-        sampling, config,
-        {k: rollout.reward_function(v, workdir) for k, v in config.rewards.items()})
-    self.logprob_fn = jax.jit(lambda p, b: rl.token_logprobs(built.model, p, b))
-    self.batch_sharding = built.batch_sharding
-    self.families = tuple(config.rl.families.split(','))
-    self.tokens_per_step = config.batch_size * config.rl.max_new_tokens
-
-  def next(self, state, step):
-    examples = self.rollout.scenario_prompts(
-        self.families, 'train', self.config.seed, step,
-        self.config.batch_size // self.config.rl.num_samples)
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(self.config.seed), step), 1)
-    batch, metrics, _ = self.rollout.rollout(
-        self.context, self.algorithm, state['params'], state['reference'], examples, key,
-        self.config.rl.num_samples, self.pg, self.logprob_fn)
-    return jax.device_put(batch, self.batch_sharding), metrics
-
-  def save_args(self):
-    return {}
-
-  def restore_args(self):
-    return {}
-
-
-def run(config, workdir: str, branch_from: str | None = None) -> dict:
-  """Trains `config` in `workdir` stage by stage, resuming from the last checkpoint.
-
-  branch_from: a workdir whose leading stages equal this config's; a new workdir starts
-  with copies of those it finished (tomk/branch.py).
-  """
-  # --- Workdir and config --------------------------------------------------------------------
-  stages = curriculum.stages(config)
-  for _, stage_config in stages:
-    config_lib.validate(stage_config)
-  if branch_from and jax.process_count() > 1:
-    raise ValueError('--branch_from runs in one process; branch first, then resume the new '
-                     'workdir with all processes.')
-  new = not os.path.exists(os.path.join(workdir, 'config.json'))
-  if branch_from and not new:
-    print(f'[branch] {workdir} has started before: resuming it, nothing copied', flush=True)
-  if jax.process_index() == 0:
-    if branch_from and new:
-      # config.json last: a copy cut short leaves a workdir that is still new, copied again.
-      branch.copy_stages(config, branch_from, workdir,
-                         *branch.plan(config, branch_from, _latest_step))
-    config_lib.check_workdir(workdir, config)
-  provenance.record_start(workdir, config, branched_from=branch_from if new else None)
-
-  # --- Mesh and tokenizer (shared by every stage) ---------------------------------------------
-  mesh = sharding.make_mesh(config.mesh)
-  for _, stage_config in stages:
-    sharding.check_batch(stage_config.batch_size, mesh, jax.process_count())
-  tokenizer = pipeline.tokenizer_for(config.data)
-  eval_batches = [sharding.global_batch(b, sharding.batch_sharding(mesh)) for b in
-                  pipeline.eval_batches(config.data, tokenizer, 'validation',
-                                        global_batch_size=config.batch_size,
-                                        num_batches=config.eval_batches,
-                                        process_index=jax.process_index(),
-                                        process_count=jax.process_count())]
-
-  # --- Where to resume: the first stage whose last step is not saved --------------------------
-  offsets = np.cumsum([0] + [c.steps for _, c in stages]).tolist()
-  resume_step = None
-  for (name, stage_config), offset in zip(stages, offsets):
-    latest = _latest_step(workdir, name, stage_config)
-    if latest is not None:
-      resume_step = offset + latest
-    if latest is None or latest < stage_config.steps:
-      break
-  writer = metrics_lib.Writer(workdir, resume_step=resume_step)
-
-  # --- Stages, each evaluated (SPEC §6) when it ends: eval/<stage>.json -----------------------
-  # (an interleaved stage only after its last sub-stage: curriculum.evaluated)
-  params, summary, results = None, {}, None
-  evaluated = curriculum.evaluated(stages)
-  for (name, stage_config), offset in zip(stages, offsets):
-    params, summary = run_stage(stage_config, name, workdir, mesh, tokenizer, eval_batches,
-                                writer, offset, params)
-    if name in evaluated:
-      results = _evaluate_stage(workdir, stages, name) or results
-  writer.close()
-
-  # --- The last stage's evaluation is the run's (eval.json); report.md and plots --------------
-  if results is not None:
-    evaluation.save(workdir, results)
-  summary['eval'] = results
-  provenance.record_end(workdir, summary)
-  if jax.process_index() == 0:
-    print(report.write(workdir, plots=report.plots_wanted()), flush=True)
-  return summary
-
-
-def _evaluate_stage(workdir, stages, stage):
-  """Evaluates the parameters `stage` ended with into eval/<stage>.json, unless done before."""
-  policy = curriculum.policy_stage(stages, stage)
-  if policy is None:         # no stage so far trained the policy (a curriculum opening with
-    return None              # reward_model): nothing to evaluate
-  step = dict(stages)[policy].steps
-  saved = evaluation.load(workdir, stage)
-  if saved is not None and saved.get('step') == step:
-    if jax.process_index() == 0:
-      print(f'[{stage}] evaluated before: {evaluation.path(workdir, stage)}', flush=True)
-    return saved
-  # A stage that left the policy as the stage before it did (reward_model) changes only
-  # the reward-model score: keep the rest of that stage's evaluation.
-  index, keep = [name for name, _ in stages].index(stage), None
-  if index and curriculum.policy_stage(stages, stages[index - 1][0]) == policy:
-    keep = evaluation.load(workdir, stages[index - 1][0])
-    keep = keep if keep is not None and keep.get('step') == step else None
-  return evaluation.run(workdir, step, stage=stage, keep=keep)
-
-
-def _checkpoint_dir(workdir, stage):
-  return os.path.abspath(os.path.join(workdir, 'checkpoints', stage))
-
-
-def _latest_step(workdir, stage, config):
-  if hasattr(algorithms.get(config.algorithm), 'train_stage'):
-    # The reward model has no checkpoints: it is saved once, when trained; until then the
-    # stage is not started (and its metrics, if any, are redone).
-    trained = os.path.exists(os.path.join(workdir, 'reward_model', 'reward_model.json'))
-    return config.steps if trained else None
-  directory = _checkpoint_dir(workdir, stage)
-  if not os.path.isdir(directory):
-    return None
-  with ocp.CheckpointManager(directory) as manager:
-    return manager.latest_step()
-
-
 def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, offset, init_params):
   """One stage of the curriculum: an algorithm trained for config.steps steps.
 
@@ -366,35 +202,34 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
   checkpoint; returns (final params, summary).
   """
   algorithm = algorithms.get(config.algorithm)
-  if hasattr(algorithm, 'train_stage'):     # trains a model of its own (the reward model)
+  if algorithms.forks_trainer(algorithm):     # trains a model of its own (the reward model)
     return init_params, algorithm.train_stage(config, stage, workdir, tokenizer, writer, offset)
   sharding.check_batch(config.batch_size, mesh, jax.process_count())
 
-  # --- Model, optimizer, sharded state, jitted steps and the data source ----------------------
-  built = build(config, mesh, tokenizer.vocab_size, algorithm)
-  train_step, eval_step = built.train_step, built.eval_step
+  # --- Model, optimizer, sharded state, jitted steps and the batches --------------------------
+  parts = setup(config, mesh, tokenizer.vocab_size, algorithm)
+  train_step, eval_step = parts.train_step, parts.eval_step
   if algorithm.DATA == 'prompts':
-    source = RolloutSource(config, tokenizer, built, algorithm, workdir)
+    source = batches.RolloutBatches(
+        config, rollout.Rollouts(config, parts.model, tokenizer, algorithm, workdir),
+        parts.batch_sharding)
   else:
-    source = LanguageModelSource(config, tokenizer, built.batch_sharding)
+    source = batches.TextBatches(config, tokenizer, parts.batch_sharding)
   epochs = config.rl.epochs if algorithm.DATA == 'prompts' else 1
 
   # --- Checkpoints: resume if the stage has one -----------------------------------------------
-  manager = ocp.CheckpointManager(
-      _checkpoint_dir(workdir, stage),
-      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
-                                           enable_async_checkpointing=True))
+  manager = checkpoints.manager(workdir, stage, keep=config.keep_checkpoints)
   start = manager.latest_step() or 0
   if start:
     restored = manager.restore(start, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(built.abstract_state), **source.restore_args()))
+        state=ocp.args.StandardRestore(parts.abstract_state), **source.restore_args()))
     state = restored['state']
     if jax.process_index() == 0:
       print(f'[{stage}] resuming {workdir} from step {start}', flush=True)
   else:
-    state = built.init_state()
+    state = parts.init_state()
     if init_params is not None:      # later stages start from the earlier stage's parameters
-      state['params'] = jax.device_put(init_params, built.state_sharding['params'])
+      state['params'] = jax.device_put(init_params, parts.state_sharding['params'])
     if 'reference' in state:         # its own buffers: the train step donates params
       state['reference'] = jax.tree.map(jnp.copy, state['params'])
   labels = dict(stage=stage, algorithm=config.algorithm)
@@ -411,7 +246,7 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
   # --- The loop -------------------------------------------------------------------------------
   progress = metrics_lib.Progress(stage, config.steps, source.tokens_per_step)
   preemption = Preemption()
-  probe = _probe(config, built.model, tokenizer, stage)
+  probe = _probe(config, parts.model, tokenizer, stage)
 
   def evaluate_now(step):
     scalars = evaluate(eval_step, state['params'], eval_batches)
@@ -482,7 +317,7 @@ def _probe(config, model, tokenizer, stage):
   It scores on one process: a run of several skips it and says so (tomk.evaluate scores
   every checkpoint afterwards).
   """
-  settings = evaluation.settings(config)
+  settings = config.evaluation
   if not settings.probe_stories_per_label:
     return None
   if jax.process_count() > 1:
@@ -491,33 +326,3 @@ def _probe(config, model, tokenizer, stage):
             f'{jax.process_count()}', flush=True)
     return None
   return theory_of_mind.Probe(model, tokenizer, settings)
-
-
-def load_run(workdir: str, step: int | None = None, stage: str | None = None):
-  """(config, model, tokenizer, params, step) of a run's latest (or given) checkpoint, on the host.
-
-  The checkpoint is the last stage's, or the one `stage` ended with
-  (curriculum.policy_stage).
-  For evaluation and sampling outside the training loop: no optimizer or mesh needed.
-  """
-  config = config_lib.load(workdir)
-  policy = curriculum.policy_stage(curriculum.stages(config), stage)
-  if policy is None:
-    raise ValueError(f'{workdir}: no stage up to {stage or "the last"} trains the policy, so '
-                     f'there are no parameters to load; name a later stage.')
-  directory = _checkpoint_dir(workdir, policy)
-  with ocp.CheckpointManager(directory) as manager:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise ValueError(f'{workdir} has no checkpoint yet; train it first with tomk.main.')
-  path = os.path.join(directory, str(step), 'state')
-  # Into host numpy arrays: without a target orbax restores the saved sharding, which in a
-  # multi-process run spans devices this process cannot address.
-  saved = ocp.StandardCheckpointHandler().metadata(epath.Path(path))
-  target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), dict(saved))
-  with ocp.StandardCheckpointer() as checkpointer:
-    params = checkpointer.restore(path, target)['params']
-  tokenizer = pipeline.tokenizer_for(config.data)
-  model = Model(ModelConfig.from_config({**config.model.to_dict(),
-                                         'vocab_size': tokenizer.vocab_size}))
-  return config, model, tokenizer, params, step

@@ -6,8 +6,8 @@
 
 `configs/sweeps/seeds.py:5` runs five seeds instead.
 """
-from tomk import sweep
+from tomk import hyper
 
 
 def get_sweep(arg=None):
-  return sweep.sweep('seed', range(int(arg) if arg else 3))
+  return hyper.sweep('seed', range(int(arg) if arg else 3))

@@ -7,10 +7,10 @@
 Seeds vary slowest so that, run two at a time, the first two points compile the two
 settings' programs and the later seeds find them in a persistent compilation cache.
 """
-from tomk import sweep
+from tomk import hyper
 
 
 def get_sweep(arg=None):
   del arg
-  return sweep.product(sweep.sweep('seed', range(3)),
-                       sweep.sweep('optimizer.behavior.learning_rate', [3e-3, 1e-2]))
+  return hyper.product(hyper.sweep('seed', range(3)),
+                       hyper.sweep('optimizer.behavior.learning_rate', [3e-3, 1e-2]))

@@ -1,12 +1,12 @@
 """empathy — Empathetic kindness, paper 001 Algorithms 4 and 7 (Eq. 1 for many individuals).
 
   a ~ π_B(s)                          the model's response
-  nll_pred on a                       prediction learns the model's own behavior
+  prediction_nll on a                       prediction learns the model's own behavior
   sⁱ = S(s + a)                       the partner's state: the name switch
   âⁱ ~ P(sⁱ)                          the prediction stream simulates the partner's reply
   Rⁱ = w_ext·RLHF(sⁱ, âⁱ) + w_int·IRF(sⁱ, âⁱ)
   rl on a with Rⁱ                     → behavior, perception
-  nll_beh on a gated by max(0, Rⁱ)    → behavior only
+  behavior_nll on a gated by max(0, Rⁱ)    → behavior only
 
 With kindness.individuals = 'all' the reward sums Rʲ over every known individual
 of the conversation (001 Eq. 1), third parties who spoke earlier included; with
@@ -20,8 +20,8 @@ from tomk.routing import Objective, token_nll
 
 ROUTES = {
     'rl': {'behavior': 1.0, 'perception': 1.0},
-    'nll_pred': {'prediction': 1.0, 'perception': 1.0},
-    'nll_beh': {'behavior': 'reward_gate'},
+    'prediction_nll': {'prediction': 1.0, 'perception': 1.0},
+    'behavior_nll': {'behavior': 'reward_gate'},
 }
 
 DATA = 'prompts'
@@ -29,12 +29,13 @@ DATA = 'prompts'
 SIMULATOR = 'prediction'     # an impartial simulator of the partner (001 §4.2.6)
 
 
+check = kindness.check
+
+
 def objectives(config):
-  kindness.check(config)
-  return [Objective('rl', 'behavior', rl.policy_loss(rl.PolicyGradientConfig.from_config(config.rl)),
-                    mask='response_mask'),
-          Objective('nll_pred', 'prediction', token_nll, mask='response_mask'),
-          Objective('nll_beh', 'behavior', token_nll, mask='response_mask')]
+  return [rl.objective(config),
+          Objective('prediction_nll', 'prediction', token_nll, mask='response_mask'),
+          Objective('behavior_nll', 'behavior', token_nll, mask='response_mask')]
 
 
 def gates(batch, config):

@@ -10,16 +10,15 @@ from tomk.routing import Objective, token_nll
 
 ROUTES = {
     'rl': {'behavior': 1.0, 'perception': 1.0},
-    'nll_pred': {'prediction': 1.0, 'perception': 1.0},
+    'prediction_nll': {'prediction': 1.0, 'perception': 1.0},
 }
 
 DATA = 'prompts'
 
 
 def objectives(config):
-  return [Objective('rl', 'behavior', rl.policy_loss(rl.PolicyGradientConfig.from_config(config.rl)),
-                    mask='response_mask'),
-          Objective('nll_pred', 'prediction', token_nll, mask='response_mask')]
+  return [rl.objective(config),
+          Objective('prediction_nll', 'prediction', token_nll, mask='response_mask')]
 
 
 gates = rlhf.gates

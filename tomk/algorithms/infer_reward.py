@@ -40,20 +40,24 @@ def squared_error(reward, batch):
   return jnp.square(reward - batch['reaction']), {'estimate': reward, 'target': batch['reaction']}
 
 
-def check(config):
+def check_head(config):
   """The model has the head (config.model.reward_head); errors say what to set."""
-  if not config.model.get('reward_head'):
+  if not config.model.reward_head:
     raise ValueError(f'{config.algorithm} reads the inferred reward r̂, but the model has no '
                      f'reward head; set --config.model.reward_head=True (for a curriculum, at '
                      f'the top level: every stage shares the parameter tree).')
 
 
-def objectives(config):
-  check(config)
-  if not config.data.get('reaction'):
+def check(config):
+  check_head(config)
+  if not config.data.reaction:
     raise ValueError('infer_reward regresses people\'s observed reactions, but data.reaction '
                      'is empty; set --config.data.reaction=sentiment (and, for SocialWorld '
                      'scenarios, --config.data.scenario_perspective=partner).')
+
+
+def objectives(config):
+  del config
   return [Objective('reward_regression', 'prediction', squared_error, mask='reaction_mask',
                     output='reward')]
 

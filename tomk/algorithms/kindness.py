@@ -30,21 +30,25 @@ from tomk.algorithms import infer_reward
 from tomk.data import conversation as conversation_lib
 
 REWARDS = ('simulate', 'inferred')
+INDIVIDUALS = ('partner', 'all')
 
 
 def check(config) -> None:
   """Errors for a kindness config that cannot run, before any step is compiled."""
-  reward = config.kindness.get('reward', 'simulate')
+  reward = config.kindness.reward
   if reward not in REWARDS:
     raise ValueError(f'kindness.reward={reward!r}: use one of {REWARDS}.')
-  horizon, gamma = config.kindness.get('horizon', 1), config.kindness.get('gamma', 1.0)
+  if config.kindness.individuals not in INDIVIDUALS:
+    raise ValueError(f"kindness.individuals={config.kindness.individuals!r}: use one of "
+                     f"{INDIVIDUALS}.")
+  horizon, gamma = config.kindness.horizon, config.kindness.gamma
   if not isinstance(horizon, int) or horizon < 1:
     raise ValueError(f'kindness.horizon={horizon!r} counts the partner\'s simulated replies; '
                      f'set it to an integer >= 1 (1: the next reply only).')
   if not 0.0 <= gamma <= 1.0:
     raise ValueError(f'kindness.gamma={gamma!r} discounts later turns; set it in [0, 1].')
   if reward == 'inferred':
-    infer_reward.check(config)
+    infer_reward.check_head(config)
 
 
 def known_individuals(conversation, who: str) -> list[str]:
@@ -61,29 +65,25 @@ def known_individuals(conversation, who: str) -> list[str]:
 def _turn_rewards(context, params, views, key, simulator, reply_needed):
   """Rʲₜ for each view (a state from j's perspective) and j's simulated replies (or None)."""
   config = context.config.kindness
-  reward = config.get('reward', 'simulate')
   per_view = np.zeros(len(views), np.float32)
   inferred, prompts, replies = None, None, None
-  if reward == 'inferred' and config.w_int:
+  if config.reward == 'inferred' and config.w_int:
     inferred = infer_reward.estimate(context, params, views)        # r̂(sʲ)
     per_view += config.w_int * inferred
-  if reward == 'simulate' or config.w_ext or reply_needed:
+  if config.reward == 'simulate' or config.w_ext or reply_needed:
     prompts = [conversation_lib.prompt_for(v) for v in views]
     samples = context.sample(params, prompts, key, stream=simulator)  # âʲ ~ P(sʲ)
     replies = context.decode(samples)
     if config.w_ext:
       per_view += config.w_ext * np.asarray(context.reward_functions['extrinsic'](prompts, replies))
-    if config.w_int and reward == 'simulate':
+    if config.w_int and config.reward == 'simulate':
       per_view += config.w_int * np.asarray(context.reward_functions['intrinsic'](prompts, replies))
   return per_view, inferred, prompts, replies
 
 
 def estimated_rewards(context, params, conversations, responses, key, simulator: str):
   config = context.config.kindness
-  reward = config.get('reward', 'simulate')
-  if reward not in REWARDS:
-    raise ValueError(f'kindness.reward={reward!r}: use one of {REWARDS}.')
-  horizon, gamma = config.get('horizon', 1), config.get('gamma', 1.0)
+  horizon, gamma = config.horizon, config.gamma
   views, selves, owners = [], [], []
   for row, (c, response) in enumerate(zip(conversations, responses)):
     after = c.append(c.perspective, response)                       # s + a

@@ -10,7 +10,7 @@ from tomk.routing import Objective, token_nll
 
 ROUTES = {
     'rl': {'behavior': 1.0, 'perception': 1.0},
-    'nll_beh': {'behavior': 'reward_gate'},
+    'behavior_nll': {'behavior': 'reward_gate'},
 }
 
 DATA = 'prompts'
@@ -18,11 +18,12 @@ DATA = 'prompts'
 SIMULATOR = 'behavior'       # the model imagines the partner as itself
 
 
+check = kindness.check
+
+
 def objectives(config):
-  kindness.check(config)
-  return [Objective('rl', 'behavior', rl.policy_loss(rl.PolicyGradientConfig.from_config(config.rl)),
-                    mask='response_mask'),
-          Objective('nll_beh', 'behavior', token_nll, mask='response_mask')]
+  return [rl.objective(config),
+          Objective('behavior_nll', 'behavior', token_nll, mask='response_mask')]
 
 
 gates = empathy.gates

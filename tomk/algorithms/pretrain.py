@@ -11,13 +11,13 @@ import jax.numpy as jnp
 from tomk.routing import Objective, token_nll
 
 OBJECTIVES = [
-    Objective('nll_pred', stream='prediction', loss=token_nll),
-    Objective('nll_beh', stream='behavior', loss=token_nll),
+    Objective('prediction_nll', stream='prediction', loss=token_nll),
+    Objective('behavior_nll', stream='behavior', loss=token_nll),
 ]
 
 ROUTES = {
-    'nll_pred': {'prediction': 1.0, 'perception': 1.0},
-    'nll_beh': {'behavior': 'reward_gate', 'perception': 1.0},
+    'prediction_nll': {'prediction': 1.0, 'perception': 1.0},
+    'behavior_nll': {'behavior': 'reward_gate', 'perception': 1.0},
 }
 
 DATA = 'lm'    # batches of packed conversations: inputs, targets, weights, rewards

@@ -1,6 +1,8 @@
 """reward_model — the RLHF reward: a Bradley–Terry model of raters' preferences.
 
-Its own small transformer (a perception trunk of tomk.model) with a scalar head
+A forked trainer (big_vision's "fork a trainer"): it trains a model of its own with a
+loop of its own (train_stage), not the three partitions through tomk.train. Its own
+small transformer (a perception trunk of tomk.model) with a scalar head
 on the last token, trained on SocialWorld's rater pairs: a rater who sees each
 response in isolation and prefers polite, fluent, on-topic text, never the
 partner's hidden wants. Saved with orbax in `<workdir>/reward_model/` and loaded
@@ -11,7 +13,6 @@ by path as a reward function `fn(prompts, responses) -> floats`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
@@ -22,14 +23,16 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from tomk import socialworld
+from tomk import rundir, socialworld
 from tomk.data import conversation as conversation_lib, tokenizer as tokenizer_lib
 from tomk.model import ModelConfig, Perception, RMSNorm
 from tomk.sampler import left_pad
 
 ROUTES = {}          # trains its own model, not the three partitions
 DATA = 'pairs'
+FORKED_TRAINER = True
 LENGTH = 192         # tokens of prompt + response the reward model reads (the end is kept)
+META = 'reward_model.json'
 
 
 class RewardModel(nn.Module):
@@ -48,7 +51,13 @@ def objectives(config):
 
 
 def gates(batch, config):
+  del batch, config
   return {}
+
+
+def trained(workdir: str) -> bool:
+  """Whether the run's reward model is saved (the stage is finished)."""
+  return os.path.exists(os.path.join(rundir.reward_model_dir(workdir), META))
 
 
 def _texts(pairs, which):
@@ -62,8 +71,8 @@ def _encode(tokenizer, texts):
 
 def train_stage(config, stage, workdir, tokenizer, writer, offset):
   """Trains the reward model for config.steps steps and saves it; returns a summary."""
-  directory = os.path.abspath(os.path.join(workdir, 'reward_model'))
-  if os.path.exists(os.path.join(directory, 'reward_model.json')):
+  directory = rundir.reward_model_dir(workdir)
+  if trained(workdir):
     print(f'[{stage}] reward model already trained in {directory}', flush=True)
     return {}
   model_config = ModelConfig.from_config({**config.reward_model.to_dict(),
@@ -111,23 +120,30 @@ def train_stage(config, stage, workdir, tokenizer, writer, offset):
 def save(directory, params, model_config: ModelConfig, tokenizer_path: str):
   with ocp.StandardCheckpointer() as checkpointer:
     checkpointer.save(os.path.join(directory, 'params'), params, force=True)
-  with open(os.path.join(directory, 'reward_model.json'), 'w') as f:
-    json.dump({'model': dataclasses.asdict(model_config), 'tokenizer': tokenizer_path}, f)
+  rundir.write_json(os.path.join(directory, META),
+                    {'model': dataclasses.asdict(model_config), 'tokenizer': tokenizer_path})
 
 
-def load(directory: str):
-  """The saved reward model as a reward function fn(prompts, responses) -> float32[n]."""
+def load(directory: str, tokenizer=None):
+  """The saved reward model as a reward function fn(prompts, responses) -> float32[n].
+
+  tokenizer: the one it was trained with, if at hand (a run's own reward model: the run's
+  tokenizer, wherever its data directory is now); else the file its metadata names.
+  """
   directory = os.path.abspath(directory)
-  meta_path = os.path.join(directory, 'reward_model.json')
-  if not os.path.exists(meta_path):
+  meta = rundir.read_json(os.path.join(directory, META))
+  if meta is None:
     raise ValueError(f'no reward model in {directory}: train one with a reward_model stage '
                      f'(configs/empathy.py has one) or point rewards.extrinsic at its directory.')
-  with open(meta_path) as f:
-    meta = json.load(f)
   model = RewardModel(ModelConfig(**meta['model']))
   with ocp.StandardCheckpointer() as checkpointer:
     params = checkpointer.restore(os.path.join(directory, 'params'))
-  tokenizer = tokenizer_lib.Tokenizer(meta['tokenizer'])
+  if tokenizer is None:
+    if not os.path.exists(meta['tokenizer']):
+      raise ValueError(f'the reward model in {directory} was trained with the tokenizer '
+                       f'{meta["tokenizer"]}, which does not exist here; copy it there, or '
+                       f'load the reward model with that tokenizer.')
+    tokenizer = tokenizer_lib.Tokenizer(meta['tokenizer'])
   score = jax.jit(lambda tokens, valid: model.apply({'params': params}, tokens, valid))
 
   def reward(prompts, responses):

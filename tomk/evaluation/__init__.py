@@ -26,14 +26,13 @@ with measure = {'nll' (per token), 'accuracy' (next token), 'tokens', 'n' (conve
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import jax
 import ml_collections
 
-from tomk import config as config_lib
+from tomk import checkpoints, curriculum, rollout, rundir
+from tomk.algorithms import reward_model
 from tomk.evaluation import kindness
 from tomk.evaluation import perspective
 from tomk.evaluation import scoring
@@ -43,14 +42,15 @@ from tomk.model import STREAMS
 CHITCHAT_SPLIT = 'validation'
 
 
-def settings(config) -> ml_collections.ConfigDict:
-  """config.evaluation, or the defaults for runs whose config predates it."""
-  defaults = config_lib.base().evaluation
-  if 'evaluation' not in config:
-    return defaults
-  merged = defaults.to_dict()
-  merged.update(config.evaluation.to_dict())
-  return ml_collections.ConfigDict(merged)
+def check(config) -> None:
+  """Errors for config.evaluation."""
+  settings = config.evaluation
+  probe = settings.probe_stories_per_label
+  if not (isinstance(probe, int) and 0 <= probe <= settings.stories_per_label):
+    raise ValueError(f'evaluation.probe_stories_per_label={probe!r} is a number of test stories '
+                     f'per row, the first of the evaluation\'s: set it to an integer from 0 (no '
+                     f'probe while training) to evaluation.stories_per_label='
+                     f'{settings.stories_per_label}.')
 
 
 def human_conversations(data_config) -> ml_collections.ConfigDict:
@@ -74,38 +74,38 @@ def evaluate(config, model, tokenizer, params, step: int | None = None,
   `keep`: an earlier evaluation of the same parameters whose theory_of_mind and
   perspective stand; only kindness, which the reward model (`extrinsic`) scores, is redone.
   """
-  e = settings(config)
-  results = {'step': step, 'seed': e.seed, 'train_seed': config.get('seed')}
+  settings = config.evaluation
+  results = {'step': step, 'seed': settings.seed, 'train_seed': config.seed}
   if keep is not None:
     results.update(theory_of_mind=keep['theory_of_mind'], perspective=keep['perspective'])
   else:
-    results.update(_likelihoods(config, model, tokenizer, params, e, log))
+    results.update(_likelihoods(config, model, tokenizer, params, settings, log))
   started = time.perf_counter()
-  results['kindness'] = kindness.evaluate(config, model, tokenizer, params, e, extrinsic)
+  results['kindness'] = kindness.evaluate(config, model, tokenizer, params, settings, extrinsic)
   log(f'[evaluate] kindness: {time.perf_counter() - started:.1f} s')
   return results
 
 
-def _likelihoods(config, model, tokenizer, params, e, log) -> dict:
+def _likelihoods(config, model, tokenizer, params, settings, log) -> dict:
   """Theory of Mind and perspective-taking: the likelihood of given text, no sampling."""
-  switch_names = config.data.get('switch_names_in_text', True)
-  scorer = scoring.Scorer(model, params, tokenizer, e.batch_size, e.lengths)
+  switch_names = config.data.switch_names_in_text
+  scorer = scoring.Scorer(model, params, tokenizer, settings.batch_size, settings.lengths)
   tom, views = {}, {}
   started = time.perf_counter()
-  for split in e.splits:
+  for split in settings.splits:
     tom[split] = theory_of_mind.evaluate(
-        scorer, theory_of_mind.examples(split, e.seed, e.stories_per_label))
+        scorer, theory_of_mind.examples(split, settings.seed, settings.stories_per_label))
   log(f'[evaluate] theory of mind: {time.perf_counter() - started:.1f} s')
 
   started = time.perf_counter()
   window = min(config.data.seq_len + 1, scorer.max_length)
   sequences, masks, groups = perspective.chitchat_windows(
-      human_conversations(config.data), tokenizer, CHITCHAT_SPLIT, e.chitchat_conversations,
-      window, e.windows_per_conversation)
+      human_conversations(config.data), tokenizer, CHITCHAT_SPLIT, settings.chitchat_conversations,
+      window, settings.windows_per_conversation)
   views['chitchat_partner_turns'] = {
       CHITCHAT_SPLIT: perspective.token_measure(scorer, sequences, masks, groups)}
-  for split in e.splits:
-    examples = perspective.scenario_examples(split, e.seed, e.scenarios_per_family)
+  for split in settings.splits:
+    examples = perspective.scenario_examples(split, settings.seed, settings.scenarios_per_family)
     measures = perspective.scenario_measures(scorer, tokenizer, examples, switch_names)
     views.setdefault('scenario_partner_turns', {})[split] = measures['partner_turns']
     views.setdefault('scenario_reaction', {})[split] = measures['reaction']
@@ -129,12 +129,10 @@ def run(workdir: str, step: int | None = None, log=print, stage: str | None = No
   The reward-model score needs the run's reward model: a stage evaluated before its
   reward_model stage has none.
   """
-  from tomk import curriculum, train   # not at the top: the training loop imports this module
-  config, model, tokenizer, params, step = train.load_run(workdir, step, stage)
+  config, model, tokenizer, params, step = checkpoints.load_run(workdir, step, stage)
   extrinsic = None
-  if os.path.exists(os.path.join(workdir, 'reward_model', 'reward_model.json')):
-    from tomk.algorithms import reward_model
-    extrinsic = reward_model.load(os.path.join(workdir, 'reward_model'))
+  if reward_model.trained(workdir):
+    extrinsic = rollout.reward_function('reward_model', workdir, tokenizer)
   results = evaluate(config, model, tokenizer, params, step, log=log, extrinsic=extrinsic,
                      keep=keep)
   results['stage'] = stage or curriculum.stages(config)[-1][0]
@@ -145,30 +143,15 @@ def run(workdir: str, step: int | None = None, log=print, stage: str | None = No
   return results
 
 
-def path(workdir: str, stage: str | None = None) -> str:
-  """eval.json, or eval/<stage>.json for the evaluation at the end of `stage`."""
-  if stage is None:
-    return os.path.join(workdir, 'eval.json')
-  return os.path.join(workdir, 'eval', f'{stage}.json')
-
-
 def load(workdir: str, stage: str | None = None) -> dict | None:
-  """The saved results (see path), or None if there are none."""
-  if not os.path.exists(path(workdir, stage)):
-    return None
-  with open(path(workdir, stage)) as f:
-    return json.load(f)
+  """The saved results (rundir.eval_path), or None if there are none."""
+  return rundir.read_json(rundir.eval_path(workdir, stage))
 
 
 def save(workdir: str, results: dict, stage: str | None = None) -> None:
-  """Writes results to path(workdir, stage), atomically; only process 0 writes."""
-  if jax.process_index() != 0:
-    return
-  target = path(workdir, stage)
-  os.makedirs(os.path.dirname(target), exist_ok=True)
-  with open(target + '.tmp', 'w') as f:
-    json.dump(results, f, indent=2, sort_keys=True)
-  os.replace(target + '.tmp', target)
+  """Writes results to rundir.eval_path(workdir, stage), atomically; only process 0 writes."""
+  if jax.process_index() == 0:
+    rundir.write_json(rundir.eval_path(workdir, stage), results)
 
 
 # --- The table ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tomk import config as config_lib, rl, socialworld
+from tomk import rl, socialworld
 from tomk.data import conversation as conversation_lib
 from tomk.sampler import Sampler, SamplingConfig, left_pad
 from tomk.socialworld import scenarios
@@ -22,12 +22,9 @@ from tomk.socialworld import scenarios
 def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> dict:
   """{split: {family: {'partner_reward', 'third_party_harm_rate', 'reward_model',
   'self_prediction', 'n', 'example'}}}."""
-  rl_settings = config_lib.base().rl          # defaults for runs whose config predates a field
-  if 'rl' in config:
-    rl_settings.update(config.rl.to_dict())
-  prompt_len = rl_settings.prompt_len
+  prompt_len = config.rl.prompt_len
   sampler = Sampler(model, tokenizer.eot_id, tokenizer.pad_id, prompt_len=prompt_len)
-  sampling = SamplingConfig(max_new_tokens=rl_settings.max_new_tokens, temperature=0.0)
+  sampling = SamplingConfig(max_new_tokens=config.rl.max_new_tokens, temperature=0.0)
   prediction_accuracy = jax.jit(_self_prediction(model))
   results = {}
   for split in settings.splits:

@@ -24,7 +24,7 @@ import numpy as np
 
 from tomk import socialworld
 from tomk.data import conversation as conversation_lib
-from tomk.data import pipeline
+from tomk.data import sources
 from tomk.evaluation import scoring
 from tomk.socialworld import scenarios
 
@@ -76,8 +76,8 @@ def chitchat_windows(data_config, tokenizer, split: str, conversations: int, win
   at most `windows_per_conversation` of them so a 3,000-message conversation does not
   outweigh the rest.
   """
-  records, to_conversation = pipeline.conversations(data_config, split)
-  switch_names = getattr(data_config, 'switch_names_in_text', True)
+  records, to_conversation = sources.conversations(data_config, split)
+  switch_names = data_config.switch_names_in_text
   sequences, masks, groups = [], [], []
   taken = 0
   for index in range(len(records)):

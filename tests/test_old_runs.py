@@ -1,0 +1,102 @@
+"""Runs made by older code keep working: they evaluate, resume and can be branched from,
+giving what that code gave, bit for bit (tests/fixtures/b658a66/README.md says how they
+were made). Metric and objective names renamed since are compared under today's names."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from etils import epath
+
+from conftest import KINDNESS_CURRICULUM, REPO, run_main
+from tomk import algorithms, curriculum, rundir, sharding, train
+from tomk.data import pipeline
+
+FIXTURES = os.path.join(REPO, 'tests', 'fixtures', 'b658a66')
+EMPATHY = os.path.join(FIXTURES, 'empathy_smoke')
+RLHF = os.path.join(FIXTURES, 'rlhf_smoke')
+
+
+def _copy(tmp_path, name='run'):
+  """A writable copy of the old empathy run (the fixture stays as committed)."""
+  return shutil.copytree(EMPATHY, tmp_path / name)
+
+
+def _metrics(workdir):
+  """metrics.jsonl as records under today's metric names (rundir.read_metrics)."""
+  return rundir.read_metrics(str(workdir))
+
+
+def _eval(workdir, stage=None):
+  with open(rundir.eval_path(str(workdir), stage)) as f:
+    return json.load(f)
+
+
+def test_the_old_run_is_read_under_todays_names():
+  config = rundir.read_config(EMPATHY)
+  assert set(config.stages.empathy.routes) == {'rl', 'prediction_nll', 'behavior_nll'}
+  old = [json.loads(line) for line in open(rundir.metrics_path(EMPATHY))]
+  assert any('loss/nll_pred' in r for r in old)
+  new = _metrics(EMPATHY)
+  assert not any('loss/nll_pred' in r for r in new)
+  assert [r.get('loss/nll_pred') for r in old] == [r.get('loss/prediction_nll') for r in new]
+
+
+def test_the_parameter_tree_of_an_old_checkpoint_is_todays(data_dir):
+  """The parameter tree is a contract (tomk/checkpoints.py): an old run's state has the
+  paths, shapes and dtypes today's code builds for the same config."""
+  config = rundir.read_config(EMPATHY)
+  name, stage = curriculum.stages(config)[-1]
+  tokenizer = pipeline.tokenizer_for(stage.data)
+  mesh = sharding.make_mesh(stage.mesh)
+  parts = train.setup(stage, mesh, tokenizer.vocab_size, algorithms.get(stage.algorithm))
+  path = epath.Path(rundir.checkpoint_dir(EMPATHY, name)) / str(stage.steps) / 'state'
+  saved = ocp.StandardCheckpointHandler().metadata(path)
+  layout = lambda tree: {jax.tree_util.keystr(k): (tuple(v.shape), np.dtype(v.dtype))
+                         for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  assert layout(dict(saved)['params']) == layout(parts.abstract_state['params'])
+
+
+@KINDNESS_CURRICULUM
+def test_an_old_run_evaluates_as_it_did(data_dir, tmp_path):
+  workdir = _copy(tmp_path)
+  os.remove(rundir.eval_path(str(workdir), 'empathy'))
+  result = subprocess.run([sys.executable, '-m', 'tomk.evaluate', f'--workdir={workdir}',
+                           '--stage=empathy'], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  # The reward-model score too: read with the run's tokenizer, not the path it was saved at.
+  assert _eval(workdir, 'empathy') == _eval(EMPATHY, 'empathy')
+  assert _eval(workdir, 'empathy')['kindness']['test']['third_party']['reward_model'] is not None
+
+
+@KINDNESS_CURRICULUM
+def test_an_old_run_resumes_as_it_ran(data_dir, tmp_path):
+  """Its last stage lost (a kill right after the stage before ended), the run resumes from
+  the old checkpoints and trains that stage as the old code did."""
+  workdir = _copy(tmp_path)
+  shutil.rmtree(rundir.checkpoint_dir(str(workdir), 'empathy'))
+  for path in (rundir.eval_path(str(workdir), 'empathy'), rundir.eval_path(str(workdir)),
+               rundir.report_path(str(workdir))):
+    os.remove(path)
+  result = run_main(workdir, config='configs/empathy.py:smoke')
+  assert '[empathy] done' in result.stdout and '[pretrain] done' not in result.stdout
+  assert _metrics(workdir) == _metrics(EMPATHY)
+  assert _eval(workdir, 'empathy') == _eval(EMPATHY, 'empathy')
+  assert _eval(workdir) == _eval(EMPATHY)
+
+
+@KINDNESS_CURRICULUM
+def test_a_branch_from_an_old_run_trains_as_the_old_code_did(data_dir, tmp_path):
+  source = _copy(tmp_path, 'source')
+  workdir = tmp_path / 'rlhf'
+  result = run_main(workdir, f'--branch_from={source}', config='configs/rlhf.py:smoke')
+  assert '[branch] copied' in result.stdout and '[rlhf] done' in result.stdout
+  assert '[pretrain] done' not in result.stdout
+  assert _metrics(workdir) == _metrics(RLHF)
+  assert _eval(workdir, 'rlhf') == _eval(RLHF, 'rlhf')

@@ -1,0 +1,114 @@
+"""An experiment: a curriculum of stages run in one workdir (SPEC §3, §7).
+
+  experiment.run(config, workdir)     python -m tomk.main calls it
+
+In the order of the work: every setting of every stage checked (check), the workdir's
+config.json and provenance, a branch's copied stages (tomk.branch), the mesh, tokenizer
+and held-out batches all stages share, where to resume (the first stage whose last step
+is not saved), then each stage trained (tomk.train.run_stage) and evaluated as it ends
+(SPEC §6: eval/<stage>.json), and at the end eval.json, provenance and report.md.
+"""
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from tomk import (algorithms, branch, checkpoints, config as config_lib, curriculum, evaluation,
+                  metrics as metrics_lib, provenance, report, rundir, sharding, train)
+from tomk.data import pipeline
+
+
+def check(config) -> list:
+  """Every stage of `config` checked by each module that owns some of its settings, before
+  anything runs; returns the stages (curriculum.stages)."""
+  stages = curriculum.stages(config)
+  for _, stage_config in stages:
+    for check_settings in (config_lib.check, algorithms.check, pipeline.check, train.check,
+                           evaluation.check):
+      check_settings(stage_config)
+  return stages
+
+
+def run(config, workdir: str, branch_from: str | None = None) -> dict:
+  """Trains `config` in `workdir` stage by stage, resuming from the last checkpoint.
+
+  branch_from: a workdir whose leading stages equal this config's; a new workdir starts
+  with copies of those it finished (tomk/branch.py).
+  """
+  # --- Settings, workdir and config ----------------------------------------------------------
+  stages = check(config)
+  if branch_from and jax.process_count() > 1:
+    raise ValueError('--branch_from runs in one process; branch first, then resume the new '
+                     'workdir with all processes.')
+  new = not rundir.is_run(workdir)
+  if branch_from and not new:
+    print(f'[branch] {workdir} has started before: resuming it, nothing copied', flush=True)
+  if jax.process_index() == 0:
+    if branch_from and new:
+      # config.json last: a copy cut short leaves a workdir that is still new, copied again.
+      branch.copy_stages(config, branch_from, workdir, *branch.plan(config, branch_from))
+    rundir.write_config(workdir, config)
+  provenance.record_start(workdir, config, branched_from=branch_from if new else None)
+
+  # --- Mesh, tokenizer and held-out batches (shared by every stage) ---------------------------
+  mesh = sharding.make_mesh(config.mesh)
+  for _, stage_config in stages:
+    sharding.check_batch(stage_config.batch_size, mesh, jax.process_count())
+  tokenizer = pipeline.tokenizer_for(config.data)
+  eval_batches = [sharding.global_batch(b, sharding.batch_sharding(mesh)) for b in
+                  pipeline.eval_batches(config.data, tokenizer, 'validation',
+                                        global_batch_size=config.batch_size,
+                                        num_batches=config.eval_batches,
+                                        process_index=jax.process_index(),
+                                        process_count=jax.process_count())]
+
+  # --- Where to resume: the first stage whose last step is not saved --------------------------
+  offsets = np.cumsum([0] + [c.steps for _, c in stages]).tolist()
+  resume_step = None
+  for (name, stage_config), offset in zip(stages, offsets):
+    latest = checkpoints.latest_step(workdir, name, stage_config)
+    if latest is not None:
+      resume_step = offset + latest
+    if latest is None or latest < stage_config.steps:
+      break
+  writer = metrics_lib.Writer(workdir, resume_step=resume_step)
+
+  # --- Stages, each evaluated (SPEC §6) when it ends: eval/<stage>.json -----------------------
+  # (an interleaved stage only after its last sub-stage: curriculum.evaluated)
+  params, summary, results = None, {}, None
+  evaluated = curriculum.evaluated(stages)
+  for (name, stage_config), offset in zip(stages, offsets):
+    params, summary = train.run_stage(stage_config, name, workdir, mesh, tokenizer,
+                                      eval_batches, writer, offset, params)
+    if name in evaluated:
+      results = _evaluate_stage(workdir, stages, name) or results
+  writer.close()
+
+  # --- The last stage's evaluation is the run's (eval.json); report.md and plots --------------
+  if results is not None:
+    evaluation.save(workdir, results)
+  summary['eval'] = results
+  provenance.record_end(workdir, summary)
+  if jax.process_index() == 0:
+    print(report.write(workdir, plots=report.plots_wanted()), flush=True)
+  return summary
+
+
+def _evaluate_stage(workdir, stages, stage):
+  """Evaluates the parameters `stage` ended with into eval/<stage>.json, unless done before."""
+  policy = curriculum.policy_stage(stages, stage)
+  if policy is None:         # no stage so far trained the policy (a curriculum opening with
+    return None              # reward_model): nothing to evaluate
+  step = dict(stages)[policy].steps
+  saved = evaluation.load(workdir, stage)
+  if saved is not None and saved['step'] == step:
+    if jax.process_index() == 0:
+      print(f'[{stage}] evaluated before: {rundir.eval_path(workdir, stage)}', flush=True)
+    return saved
+  # A stage that left the policy as the stage before it did (reward_model) changes only
+  # the reward-model score: keep the rest of that stage's evaluation.
+  index, keep = [name for name, _ in stages].index(stage), None
+  if index and curriculum.policy_stage(stages, stages[index - 1][0]) == policy:
+    keep = evaluation.load(workdir, stages[index - 1][0])
+    keep = keep if keep is not None and keep['step'] == step else None
+  return evaluation.run(workdir, step, stage=stage, keep=keep)
