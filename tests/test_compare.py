@@ -69,7 +69,8 @@ def _workdir(path, lr, seed, final, done=True, eval_json=None, steps=(0, 5, 10))
     json.dump(config, f)
   labels = {'stage': 'pretrain', 'algorithm': 'pretrain'}
   records = [{'step': steps[0], **labels, 'eval/nll_behavior': 9.0},
-             {'step': steps[1], **labels, 'loss/behavior_nll': 100.0 + seed},   # not the last: ignored
+             # Not the last: ignored; under the name runs of older code used (read as today's).
+             {'step': steps[1], **labels, 'loss/nll_beh': 100.0 + seed},
              {'step': steps[2], **labels, 'loss/behavior_nll': 10 * final},
              {'step': steps[2], **labels, 'eval/nll_behavior': final}]
   with open(os.path.join(path, 'metrics.jsonl'), 'w') as f:
@@ -150,12 +151,20 @@ def test_compare_by_hand(sweepdir, capsys):
   assert 'eval_eval.png' in plots and 'eval_eval.json_tom.png' in plots
 
 
-def test_workdirs_as_arguments_write_to_the_current_dir(sweepdir, tmp_path, monkeypatch):
-  monkeypatch.chdir(tmp_path)
+def test_workdirs_as_arguments_write_where_out_says_never_the_current_dir(
+    sweepdir, tmp_path, monkeypatch):
+  here = tmp_path / 'here'
+  here.mkdir()
+  monkeypatch.chdir(here)
   workdirs = [os.path.join(sweepdir, f'lr=0.1,seed={s}') for s in range(3)]
-  rows = compare.compare(workdirs, plots=False, log=lambda *a, **k: None)
+  with pytest.raises(ValueError, match='--out=DIR'):
+    compare.compare(workdirs, plots=False, log=lambda *a, **k: None)
+  assert not os.listdir(here)
+  rows = compare.compare(workdirs, out=str(tmp_path / 'out'), plots=False,
+                         log=lambda *a, **k: None)
   assert {r.group for r in rows} == {'all runs'}       # nothing but the seed differs
-  assert (tmp_path / 'comparison.md').exists() and (tmp_path / 'comparison.csv').exists()
+  assert (tmp_path / 'out' / 'comparison.md').exists()
+  assert (tmp_path / 'out' / 'comparison.csv').exists()
 
 
 def test_warnings_and_errors(tmp_path):

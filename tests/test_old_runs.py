@@ -38,8 +38,9 @@ def _eval(workdir, stage=None):
 
 
 def test_the_old_run_is_read_under_todays_names():
-  config = rundir.read_config(EMPATHY)
-  assert set(config.stages.empathy.routes) == {'rl', 'prediction_nll', 'behavior_nll'}
+  saved = rundir.read_json(rundir.config_path(EMPATHY))
+  assert set(saved['routes']) == {'nll_pred', 'nll_beh'}
+  assert set(rundir.read_config(EMPATHY).routes) == {'prediction_nll', 'behavior_nll'}
   old = [json.loads(line) for line in open(rundir.metrics_path(EMPATHY))]
   assert any('loss/nll_pred' in r for r in old)
   new = _metrics(EMPATHY)

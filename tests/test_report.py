@@ -67,7 +67,7 @@ def test_report_table_has_a_column_per_stage_with_the_evaluated_numbers(finished
     markdown = f.read()
   table = _table(markdown)
   assert table['measure'] == list(STAGES)
-  assert '| measure | pretrain | reward_model |' in stdout      # train.run prints the table
+  assert '| measure | pretrain | reward_model |' in stdout      # experiment.run prints the table
   evaluations = [_evaluation(workdir, stage) for stage in STAGES]
   for label in theory_of_mind.ROWS:
     measures = [e['theory_of_mind']['test']['prediction'][label] for e in evaluations]

@@ -97,8 +97,8 @@ if args.get('config.seed') == '1' and not os.path.exists(os.environ['FIXED']):
   print('Traceback ...\\nValueError: seed 1 is cursed', file=sys.stderr)
   sys.exit(3)
 open(os.path.join(args['workdir'], 'metrics.jsonl'), 'w').write('{{"step": 0}}\\n')
-config = {{'seed': int(args['config.seed']), 'code': 'v2' if os.path.exists(os.environ['FIXED'])
-          else 'v1'}}
+config = {{'seed': int(args['config.seed']), 'steps': 0,
+          'code': 'v2' if os.path.exists(os.environ['FIXED']) else 'v1'}}
 if os.environ.get('PREEMPTED'):    # like main after a SIGTERM: checkpoint saved, exit 0
   config['steps'] = 2
 json.dump(config, open(os.path.join(args['workdir'], 'config.json'), 'w'))

@@ -6,7 +6,7 @@
   python -m tomk.aot --config=configs/pretrain_1b.py --topology=v5p-256   # needs libtpu
 
 Builds the config's mesh on stand-in devices, lowers and compiles the same jitted train
-step train.run uses (train.build) with an abstract batch, and prints XLA's per-device
+step tomk.train runs (train.setup) with an abstract batch, and prints XLA's per-device
 memory (arguments, outputs, temporaries, code), the parameter and optimizer-state bytes
 each device holds, and the parameter count. No step runs and no data is read: the
 vocabulary size is the config's (the trained tokenizer's can only be smaller).

@@ -3,7 +3,7 @@
 ``config.curriculum = 'pretrain,finetune,empathy'`` names the stages in order;
 ``config.stages.<name>`` holds what that stage changes (algorithm, steps, routes,
 learning rates, data ...). Each stage is the top-level config with its overrides
-applied; later stages start from the earlier stage's parameters (train.run).
+applied; later stages start from the earlier stage's parameters (experiment.run).
 A config without a curriculum is one stage named after its algorithm. A stage
 whose routes are not given takes its algorithm's own table (ROUTES); so does a
 single-stage config whose routes are another algorithm's own table, untouched, that

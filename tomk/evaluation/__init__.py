@@ -33,6 +33,7 @@ import ml_collections
 
 from tomk import checkpoints, curriculum, rollout, rundir
 from tomk.algorithms import reward_model
+from tomk.data import sources
 from tomk.evaluation import kindness
 from tomk.evaluation import perspective
 from tomk.evaluation import scoring
@@ -60,10 +61,9 @@ def human_conversations(data_config) -> ml_collections.ConfigDict:
   so perspective-taking on real people compares across runs.
   """
   data = ml_collections.ConfigDict(data_config.to_dict())
-  if not str(data.source).endswith('.jsonl'):
+  if not sources.is_jsonl(data.source):
     data.source = 'chitchat'
-  if 'mixture' in data:
-    data.mixture = ''
+  data.mixture = ''
   return data
 
 
