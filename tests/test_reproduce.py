@@ -76,3 +76,25 @@ def test_provenance_differences(tmp_path):
                  'jax': {'backend': 'cpu'}, 'environment': {}}, f)
   notes = reproduce.provenance_differences(str(tmp_path / 'a'), str(tmp_path / 'b'))
   assert notes == ['git commit: abc then def', 'jax: 0.10.2 then 0.10.3']
+
+
+def test_a_run_of_older_code_matches_under_todays_names(tmp_path):
+  """tomk.reproduce --compare_only of a run made before the objectives were renamed: the
+  same records under today's names match; an evaluation that differs does not."""
+  old, new = tmp_path / 'old', tmp_path / 'new'
+  for workdir, names in ((old, ('loss/nll_pred', 'loss/nll_beh')),
+                         (new, ('loss/prediction_nll', 'loss/behavior_nll'))):
+    records = [{'step': 5, 'stage': 'pretrain', 'algorithm': 'pretrain', names[0]: 1.5,
+                names[1]: 2.5}]
+    rundir.write_text(rundir.metrics_path(str(workdir)),
+                      ''.join(json.dumps(r) + '\n' for r in records))
+    rundir.write_json(rundir.eval_path(str(workdir), 'pretrain'), {'step': 5, 'x': 0.25})
+  same, message = reproduce.compare_metrics(str(old), str(new))
+  assert same and 'loss/nll_pred → loss/prediction_nll' in message
+  assert reproduce.compare_evaluations(str(old), str(new))[0]
+  rundir.write_json(rundir.eval_path(str(new), 'pretrain'), {'step': 5, 'x': 0.5})
+  same, message = reproduce.compare_evaluations(str(old), str(new))
+  assert not same and 'eval/pretrain.json' in message
+  result = subprocess.run([sys.executable, '-m', 'tomk.reproduce', str(old), f'--into={new}',
+                           '--compare_only'], cwd=REPO, capture_output=True, text=True)
+  assert result.returncode == 1 and 'MISMATCH: eval/pretrain.json' in result.stdout
