@@ -137,19 +137,50 @@ def _conversation():
        ('Ann', 'I love tea. Sam, tea or coffee?')], perspective='Sam')
 
 
-@pytest.mark.parametrize('name, stream', [('empathy', 'prediction'), ('naive_kindness', 'behavior')])
-def test_partner_is_simulated_from_its_own_perspective(name, stream):
-  context = _RecordingContext(_config(name))
-  rewards, _ = algorithms.get(name).rewards(context, None, [_conversation()], ['Here is tea.'],
-                                            jax.random.key(0))
+def test_partner_is_simulated_from_its_own_perspective():
+  context = _RecordingContext(_config('empathy'))
+  rewards, _ = algorithms.get('empathy').rewards(context, None, [_conversation()],
+                                                 ['Here is tea.'], jax.random.key(0))
   prompt, = context.prompts
-  assert context.streams == [stream]
+  assert context.streams == ['prediction']
   # Ann's own turns are now "self"; the model's response carries the model's name.
   assert prompt.endswith('<self> ')
   assert '<self> I love tea. Sam, tea or coffee?<eot>' in prompt
   assert '<other> Sam: Here is tea.<eot>' in prompt
   assert '<other> Zoe: Keep the cake for me, Sam.<eot>' in prompt      # third party keeps label
   assert rewards.tolist() == [1.0]
+
+
+def test_naive_kindness_trains_on_the_targets_reward_of_003_algorithm_1():
+  """Line 6: R = RLHF(āⁱ | s̄ⁱ) + IRF(ā | s̄): the extrinsic reward of the target's reply,
+  which the behavior stream generates from the target's state, plus the intrinsic reward
+  of the model's own action seen from the target's side."""
+  config = _config('naive_kindness')
+  config.kindness.update(w_ext=1.0, w_int=1.0)
+  scored = {}
+  class Context(_RecordingContext):
+    def __init__(self, config):
+      super().__init__(config)
+      self.reward_functions = {
+          'extrinsic': lambda p, r: scored.setdefault('extrinsic', (list(p), list(r))) and
+                                    np.asarray([10.0 * len(x) for x in r]),
+          'intrinsic': lambda p, r: scored.setdefault('intrinsic', (list(p), list(r))) and
+                                    np.asarray([1.0 if 'tea' in x else -1.0 for x in r])}
+  context = Context(config)
+  rewards, metrics = algorithms.get('naive_kindness').rewards(
+      context, None, [_conversation()], ['Here is tea.'], jax.random.key(0))
+  assert context.streams == ['behavior']          # the model imagines the target as itself
+  target_state, = context.prompts                 # s̄ⁱ: s + a from Ann's side, Ann to speak
+  assert target_state.endswith('<other> Sam: Here is tea.<eot><self> ')
+  reply = 'thanks'                                # what the stub's sampler answers there
+  assert scored['extrinsic'] == ([target_state], [reply])
+  # IRF reads the model's action as Ann received it: her history, then Sam's turn.
+  (seen,), (action,) = scored['intrinsic']
+  assert seen.endswith('<self> I love tea. Sam, tea or coffee?<eot><other> Sam: ')
+  assert '<other> Zoe: Keep the cake for me, Sam.<eot>' in seen and action == 'Here is tea.'
+  assert rewards.tolist() == [10.0 * len(reply) + 1.0]
+  assert metrics['reward/target_extrinsic'] == 60.0 and metrics['reward/target_intrinsic'] == 1.0
+  assert set(algorithms.get('naive_kindness').ROUTES) == {'rl'}      # no gated NLL (Alg. 1)
 
 
 def test_kindness_over_all_known_individuals_includes_third_parties():
