@@ -49,6 +49,10 @@ STAGES = {
 # evaluation costs about as much as one stage rather than several.
 EVALUATION = dict(stories_per_label=10, scenarios_per_family=10, chitchat_conversations=16,
                   windows_per_conversation=2)
+# The kindness-signal check (tomk/evaluation/kindness_signal.py) after the last two stages:
+# every reward estimator against the partners' true reward, on this many test scenarios
+# per family (each stochastic estimator averaged over evaluation.signal_replies replies).
+SIGNAL_SCENARIOS, SMOKE_SIGNAL_SCENARIOS = 100, 2
 IMITATION_CYCLES = 2
 # The RL stages (finetune and the last) fine-tune a pre-trained policy: a tenth of the
 # language-model learning rate, with a short warm-up. At the language-model rate (3e-3)
@@ -75,6 +79,8 @@ def get_config(arg=None, final=FINAL):
   # the full table, and the probe would cost every stage a compilation of its own.
   config.evaluation.probe_stories_per_label = 0
   config.model.reward_head = True                # r̂, trained by infer_reward: every stage's tree
+  config.evaluation.signal_scenarios_per_family = (SMOKE_SIGNAL_SCENARIOS if smoke
+                                                   else SIGNAL_SCENARIOS)
   steps = SMOKE if smoke else STAGES
   config.curriculum = f'pretrain,reward_model,finetune,imitation,{final}'
   stage = lambda algorithm, name: dict(algorithm=algorithm, steps=steps[name][0],

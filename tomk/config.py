@@ -135,7 +135,14 @@ def base() -> ml_collections.ConfigDict:
       lengths=(128, 256, 512),       # sequences pad to these: one compilation each
       # Theory of Mind while training: every eval_every steps, the prediction stream on
       # this many test stories per row (0 = off); see evaluation.theory_of_mind.Probe.
-      probe_stories_per_label=0))
+      probe_stories_per_label=0,
+      # The kindness-signal check (evaluation.kindness_signal): each reward estimator
+      # against the partners' true reward on this many scenarios per family (0 = off),
+      # each stochastic estimator averaged over signal_replies simulated replies, sampled
+      # signal_batch_size at a time. Training runs it at the end of the last stage and of
+      # the stage before (the policy the final RL starts from); tomk.evaluate whenever on.
+      signal_scenarios_per_family=0, signal_replies=8, signal_splits=('test',),
+      signal_batch_size=64))
   return config
 
 
@@ -157,6 +164,7 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                            lengths=(320,))                # one compilation
   if config.evaluation.probe_stories_per_label:
     config.evaluation.probe_stories_per_label = 1
+
   config.rl.max_new_tokens = 8       # the sampler's decode steps, in RL and in evaluation
   return config
 

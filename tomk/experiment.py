@@ -75,13 +75,15 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
 
   # --- Stages, each evaluated (SPEC §6) when it ends: eval/<stage>.json -----------------------
   # (an interleaved stage only after its last sub-stage: curriculum.evaluated)
+  # The kindness-signal check samples many replies: at the end of the last stage and of
+  # the one before it (the policy the final RL starts from) only.
   params, summary, results = None, {}, None
   evaluated = curriculum.evaluated(stages)
   for (name, stage_config), offset in zip(stages, offsets):
     params, summary = train.run_stage(stage_config, name, workdir, mesh, tokenizer,
                                       eval_batches, writer, offset, params)
     if name in evaluated:
-      results = _evaluate_stage(workdir, stages, name) or results
+      results = _evaluate_stage(workdir, stages, name, signal=name in evaluated[-2:]) or results
   writer.close()
 
   # --- The last stage's evaluation is the run's (eval.json); report.md and plots --------------
@@ -94,7 +96,7 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
   return summary
 
 
-def _evaluate_stage(workdir, stages, stage):
+def _evaluate_stage(workdir, stages, stage, signal):
   """Evaluates the parameters `stage` ended with into eval/<stage>.json, unless done before."""
   policy = curriculum.policy_stage(stages, stage)
   if policy is None:         # no stage so far trained the policy (a curriculum opening with
@@ -111,4 +113,4 @@ def _evaluate_stage(workdir, stages, stage):
   if index and curriculum.policy_stage(stages, stages[index - 1][0]) == policy:
     keep = evaluation.load(workdir, stages[index - 1][0])
     keep = keep if keep is not None and keep['step'] == step else None
-  return evaluation.run(workdir, step, stage=stage, keep=keep)
+  return evaluation.run(workdir, step, stage=stage, keep=keep, signal=signal)

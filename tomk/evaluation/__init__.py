@@ -35,6 +35,7 @@ from tomk import checkpoints, curriculum, rollout, rundir
 from tomk.algorithms import reward_model
 from tomk.data import sources
 from tomk.evaluation import kindness
+from tomk.evaluation import kindness_signal
 from tomk.evaluation import perspective
 from tomk.evaluation import scoring
 from tomk.evaluation import theory_of_mind
@@ -46,6 +47,10 @@ CHITCHAT_SPLIT = 'validation'
 def check(config) -> None:
   """Errors for config.evaluation."""
   settings = config.evaluation
+  for key in ('signal_scenarios_per_family', 'signal_replies', 'signal_batch_size'):
+    minimum = 0 if key == 'signal_scenarios_per_family' else 1
+    if not (isinstance(settings[key], int) and settings[key] >= minimum):
+      raise ValueError(f'evaluation.{key}={settings[key]!r}: set it to an integer >= {minimum}.')
   probe = settings.probe_stories_per_label
   if not (isinstance(probe, int) and 0 <= probe <= settings.stories_per_label):
     raise ValueError(f'evaluation.probe_stories_per_label={probe!r} is a number of test stories '
@@ -68,11 +73,14 @@ def human_conversations(data_config) -> ml_collections.ConfigDict:
 
 
 def evaluate(config, model, tokenizer, params, step: int | None = None,
-             log=print, extrinsic=None, keep: dict | None = None) -> dict:
+             log=print, extrinsic=None, keep: dict | None = None,
+             reward_functions: dict | None = None) -> dict:
   """All of §6 for `params`; see the module docstring.
 
   `keep`: an earlier evaluation of the same parameters whose theory_of_mind and
   perspective stand; only kindness, which the reward model (`extrinsic`) scores, is redone.
+  `reward_functions` ({'extrinsic', 'intrinsic'}, as training uses them): with them and
+  evaluation.signal_scenarios_per_family > 0, the kindness-signal check too.
   """
   settings = config.evaluation
   results = {'step': step, 'seed': settings.seed, 'train_seed': config.seed}
@@ -83,6 +91,11 @@ def evaluate(config, model, tokenizer, params, step: int | None = None,
   started = time.perf_counter()
   results['kindness'] = kindness.evaluate(config, model, tokenizer, params, settings, extrinsic)
   log(f'[evaluate] kindness: {time.perf_counter() - started:.1f} s')
+  if reward_functions is not None and settings.signal_scenarios_per_family:
+    started = time.perf_counter()
+    results['kindness_signal'] = kindness_signal.evaluate(config, model, tokenizer, params,
+                                                          settings, reward_functions)
+    log(f'[evaluate] kindness signal: {time.perf_counter() - started:.1f} s')
   return results
 
 
@@ -121,10 +134,10 @@ def _likelihoods(config, model, tokenizer, params, settings, log) -> dict:
 
 
 def run(workdir: str, step: int | None = None, log=print, stage: str | None = None,
-        keep: dict | None = None) -> dict:
+        keep: dict | None = None, signal: bool = True) -> dict:
   """Evaluates a run's latest (or given) checkpoint, of the last stage or the one `stage`
   ended with; writes eval.json (eval/<stage>.json) and prints the tables. `keep`: see
-  evaluate.
+  evaluate; `signal`: whether to run the kindness-signal check (when it is on).
 
   The reward-model score needs the run's reward model: a stage evaluated before its
   reward_model stage has none.
@@ -134,13 +147,25 @@ def run(workdir: str, step: int | None = None, log=print, stage: str | None = No
   if reward_model.trained(workdir):
     extrinsic = rollout.reward_function('reward_model', workdir, tokenizer)
   results = evaluate(config, model, tokenizer, params, step, log=log, extrinsic=extrinsic,
-                     keep=keep)
+                     keep=keep,
+                     reward_functions=_reward_functions(config, workdir, tokenizer) if signal
+                     else None)
   results['stage'] = stage or curriculum.stages(config)[-1][0]
   save(workdir, results, stage)
   if jax.process_index() == 0:
     log(table(results))
     log(kindness.table(results['kindness']))
+    if 'kindness_signal' in results:
+      log(kindness_signal.table(results['kindness_signal']))
   return results
+
+
+def _reward_functions(config, workdir: str, tokenizer) -> dict:
+  """The run's reward functions (config.rewards) as training builds them, less the run's
+  reward model while it is not trained yet."""
+  return {name: rollout.reward_function(spec, workdir, tokenizer)
+          for name, spec in config.rewards.items()
+          if spec != 'reward_model' or reward_model.trained(workdir)}
 
 
 def load(workdir: str, stage: str | None = None) -> dict | None:
