@@ -3,12 +3,13 @@
   python -m tomk.main --config=configs/from_json.py:runs/pretrain/config.json \
       --workdir=runs/pretrain-again
 
-Tuples were saved as lists; the trainer accepts either.
+Tuples were saved as lists; the trainer accepts either. A config.json of older code is
+completed as tomk reads every saved config (tomk.config.complete).
 """
 import json
 import os
 
-import ml_collections
+from tomk import config as config_lib
 
 
 def get_config(path=None):
@@ -19,4 +20,4 @@ def get_config(path=None):
     raise ValueError(f'configs/from_json.py: {path} does not exist; give the config.json of a '
                      f'workdir (python -m tomk.main writes one into every workdir).')
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return config_lib.complete(json.load(f))     # a run of older code: keys filled, renamed

@@ -66,6 +66,16 @@ def test_empathy_smoke_runs_every_stage(empathy_smoke):
   assert _assert_ran_to_completion(workdir, result) == SHARED + ['empathy']
   for stage in ('pretrain', 'reward_model', 'finetune', 'imitation.1.infer_reward', 'empathy'):
     assert os.path.exists(os.path.join(workdir, 'eval', f'{stage}.json')), stage
+    # The kindness-signal check: after the stage the final RL starts from, and the last.
+    evaluation = json.load(open(os.path.join(workdir, 'eval', f'{stage}.json')))
+    signal = evaluation.get('kindness_signal')
+    assert (signal is not None) == (stage in ('imitation.1.infer_reward', 'empathy')), stage
+    if signal:
+      assert set(signal['test']) == {'oracle', 'random', 'simulate', 'self', 'inferred',
+                                     'reward_model'}
+      for by_family in signal['test'].values():
+        assert all(m['n'] == 2 and -1 <= m['mean'] <= 1 for m in by_family.values())
+  assert 'Kindness signal: true partner reward' in result.stdout
 
 
 @KINDNESS_CURRICULUM

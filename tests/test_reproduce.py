@@ -84,13 +84,19 @@ def test_a_run_of_older_code_matches_under_todays_names(tmp_path):
   old, new = tmp_path / 'old', tmp_path / 'new'
   for workdir, names in ((old, ('loss/nll_pred', 'loss/nll_beh')),
                          (new, ('loss/prediction_nll', 'loss/behavior_nll'))):
-    records = [{'step': 5, 'stage': 'pretrain', 'algorithm': 'pretrain', names[0]: 1.5,
-                names[1]: 2.5}]
+    # As tomk.metrics writes a record: the labels, then the metrics sorted by name.
+    records = [{'step': 5, 'stage': 'pretrain', 'algorithm': 'pretrain',
+                **dict(sorted({names[0]: 1.5, names[1]: 2.5}.items()))}]
     rundir.write_text(rundir.metrics_path(str(workdir)),
                       ''.join(json.dumps(r) + '\n' for r in records))
     rundir.write_json(rundir.eval_path(str(workdir), 'pretrain'), {'step': 5, 'x': 0.25})
   same, message = reproduce.compare_metrics(str(old), str(new))
   assert same and 'loss/nll_pred → loss/prediction_nll' in message
+  with open(rundir.metrics_path(str(new)), 'a') as f:   # the same numbers, but not as written
+    f.write('{"step": 6, "stage": "pretrain", "algorithm": "pretrain"}\n')
+  with open(rundir.metrics_path(str(old)), 'a') as f:
+    f.write('{"stage": "pretrain", "step": 6, "algorithm": "pretrain"}\n')
+  assert not reproduce.compare_metrics(str(old), str(new))[0]
   assert reproduce.compare_evaluations(str(old), str(new))[0]
   rundir.write_json(rundir.eval_path(str(new), 'pretrain'), {'step': 5, 'x': 0.5})
   same, message = reproduce.compare_evaluations(str(old), str(new))

@@ -1,4 +1,4 @@
-"""Checkpoints: where each stage's live, which step a stage reached, and a run's parameters.
+"""Checkpoints: where each stage's checkpoints live, which step a stage reached, and a run's parameters.
 
 Each stage of a run keeps orbax checkpoints in W/checkpoints/<stage>/<step>/ holding the
 train state (tomk.train.make_state: step, params, opt_state, nonfinite_step and, for RL

@@ -36,7 +36,7 @@ def base() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict(dict(
       d_model=256, num_heads=4, ffn_dim=1024, trunk_layers=2, tower_layers=2,
-      max_len=512, dtype='float32',
+      max_len=512, dtype='float32', rope_base=10_000.0,
       # A scalar head r̂(s) on the prediction tower (d_model + 1 parameters): the inferred
       # reward of the person from whose perspective s is rendered (infer_reward;
       # kindness.reward='inferred'). Computed only when read; changes only through

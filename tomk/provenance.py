@@ -95,7 +95,8 @@ def read(workdir: str) -> dict[str, Any] | None:
 
 
 def _write(workdir: str, record: dict[str, Any]) -> None:
-  rundir.write_json(rundir.provenance_path(workdir), record)   # whole or not at all
+  # Whole or not at all; values JSON lacks (a device, a path object) as their repr.
+  rundir.write_json(rundir.provenance_path(workdir), record, default=repr)
 
 
 def record_start(workdir: str, config, branched_from: str | None = None) -> None:

@@ -52,6 +52,12 @@ def sentiment() -> RewardFn:
 _REWARDS = {'constant': constant, 'sentiment': sentiment}
 
 
+def check(name: str, key: str) -> None:
+  """An error naming the known rewards if config key `key` names an unknown one."""
+  if name not in _REWARDS:
+    raise ValueError(f'{key}={name!r} is not a reward; choose one of {sorted(_REWARDS)}.')
+
+
 def get(name: str, **kwargs) -> RewardFn:
   """The reward function called `name`, built with `kwargs` (e.g. get('constant', value=0.5))."""
   if name not in _REWARDS:

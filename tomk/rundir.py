@@ -104,9 +104,10 @@ def write_text(path: str, text: str) -> None:
   os.replace(path + '.tmp', path)
 
 
-def write_json(path: str, data: Any) -> None:
-  """`data` as indented JSON with sorted keys, atomically (values JSON lacks as repr)."""
-  write_text(path, json.dumps(data, indent=2, sort_keys=True, default=repr))
+def write_json(path: str, data: Any, **dump_options) -> None:
+  """`data` as JSON, atomically; indented with sorted keys unless dump_options (json.dumps'
+  keyword arguments) say otherwise."""
+  write_text(path, json.dumps(data, **{'indent': 2, 'sort_keys': True, **dump_options}))
 
 
 def read_json(path: str) -> Any:
@@ -146,7 +147,7 @@ def read_config(workdir: str):
 
 def differing_keys(a: dict, b: dict) -> list[str]:
   """Sorted keys of two flat configs whose values differ (a key only one has differs)."""
-  return sorted(k for k in a.keys() | b.keys() if a.get(k, '<absent>') != b.get(k, '<absent>'))
+  return sorted(k for k in a.keys() | b.keys() if a.get(k, ABSENT) != b.get(k, ABSENT))
 
 
 def write_config(workdir: str, config) -> None:
@@ -161,7 +162,7 @@ def write_config(workdir: str, config) -> None:
     new_flat = flatten(config_lib.to_json(config_lib.complete(new)))
     differ = differing_keys(old_flat, new_flat)
     if differ:
-      lines = [f'  {k}: saved {old_flat.get(k, "<absent>")!r}, now {new_flat.get(k, "<absent>")!r}'
+      lines = [f'  {k}: saved {old_flat.get(k, ABSENT)!r}, now {new_flat.get(k, ABSENT)!r}'
                for k in differ]
       raise ValueError(f'workdir {workdir} holds a run with a different config; these keys '
                        f'differ:\n' + '\n'.join(lines) +

@@ -46,11 +46,12 @@ from typing import Any, Sequence
 from absl import app
 from absl import flags
 
+from tomk import config as config_lib
 from tomk import rundir
+from tomk.hyper import Point
 
 FLAGS = flags.FLAGS
 
-Point = dict[str, Any]
 
 # --- Points, names and commands ------------------------------------------------------------------
 
@@ -66,7 +67,7 @@ def load_sweep(spec: str) -> list[Point]:
   module_spec.loader.exec_module(module)
   if not hasattr(module, 'get_sweep'):
     raise ValueError(f'{path} has no get_sweep(); define get_sweep(arg=None) returning a list '
-                     f'of override dicts, e.g. sweep.sweep("seed", range(3)).')
+                     f'of override dicts, e.g. hyper.sweep("seed", range(3)).')
   points = module.get_sweep(arg) if arg else module.get_sweep()
   points = list(points)
   if not points:
@@ -116,6 +117,9 @@ def check_points(config, points: Sequence[Point], overrides: Sequence[str]) -> N
     for key, value in point.items():
       if key in given:
         raise ValueError(f'--config.{key} is both given to the sweep and swept by it; drop one.')
+      if key not in flat and config_lib.renamed(key):
+        raise ValueError(f'the sweep sets {key}, which was renamed to {config_lib.renamed(key)}; '
+                         f'use the new name.')
       if key not in flat:
         close = difflib.get_close_matches(key, sorted(flat), n=3)
         raise ValueError(f'the sweep sets {key}, which the config does not have'
@@ -211,8 +215,8 @@ class Sweep:
 
   def save(self) -> None:
     rundir.write_json(self.path, {'config': self.config, 'sweep': self.sweep_spec,
-                            'overrides': self.overrides, 'updated': _now(),
-                            'points': list(self.records.values())})
+                                  'overrides': self.overrides, 'updated': _now(),
+                                  'points': list(self.records.values())}, sort_keys=False)
 
   def run(self, parallel: int = 1, python: str = sys.executable, poll_seconds: float = 0.2,
           log=print) -> int:
@@ -274,14 +278,13 @@ class Sweep:
     configs, swept = [], set()
     for name in self.current:
       record = self.records[name]
-      path = os.path.join(record['workdir'], 'config.json')
-      if record['status'] == 'done' and os.path.exists(path):
+      if record['status'] == 'done' and rundir.is_run(record['workdir']):
         swept.update(record['overrides'])
-        with open(path) as f:
-          configs.append(rundir.flatten(json.load(f)))
+        configs.append(rundir.flatten(config_lib.to_json(rundir.read_config(record['workdir']))))
     keys = {k for c in configs for k in c} - swept
     return sorted(k for k in keys
-                  if len({json.dumps(c.get(k, '<absent>'), sort_keys=True) for c in configs}) > 1)
+                  if len({json.dumps(c.get(k, rundir.ABSENT), sort_keys=True)
+                          for c in configs}) > 1)
 
   def _launch(self, record: dict, python: str) -> tuple[subprocess.Popen, float, int]:
     os.makedirs(record['workdir'], exist_ok=True)
@@ -311,7 +314,8 @@ class Sweep:
       log(f'[sweep] INCOMPLETE {record["name"]}: {record["error"]}', flush=True)
     elif code == 0:
       rundir.write_json(rundir.done_path(record['workdir']),
-                  {'command': record['command'], 'seconds': record['seconds'], 'time': _now()})
+                        {'command': record['command'], 'seconds': record['seconds'],
+                         'time': _now()}, sort_keys=False)
       record['status'], record['finished_at'] = 'done', _now()
       log(f'[sweep] done {record["name"]} in {seconds:.0f} s', flush=True)
     else:

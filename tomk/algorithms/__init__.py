@@ -1,7 +1,6 @@
 """One module per algorithm of the papers; each states its objectives and routing table at its top.
 
-The contract every algorithm module keeps (tomk.train, tomk.curriculum and tomk.rollout
-read nothing else of it):
+The contract every algorithm module keeps (nothing in tomk reads anything else of one):
 
   ROUTES       {objective: {partition: weight}}: which partitions each objective updates,
                a weight being a number or the name of a gate (SPEC §2). A stage's config
@@ -27,6 +26,7 @@ offset) -> summary and trained(workdir) -> bool. reward_model is one.
 import importlib
 
 from tomk import rl, routing
+from tomk.data import sources
 
 ALGORITHMS = ('pretrain', 'reward_model', 'finetune', 'imitation', 'infer_reward', 'rlhf', 'empathy',
               'naive_kindness')
@@ -52,4 +52,5 @@ def check(config) -> None:
     algorithm.check(config)
   if algorithm.DATA == 'prompts':
     rl.check(config)
+    sources.check_families(config.rl.families)
   routing.check_routes(algorithm.objectives(config), config.routes.to_dict())

@@ -121,7 +121,8 @@ def save(directory, params, model_config: ModelConfig, tokenizer_path: str):
   with ocp.StandardCheckpointer() as checkpointer:
     checkpointer.save(os.path.join(directory, 'params'), params, force=True)
   rundir.write_json(os.path.join(directory, META),
-                    {'model': dataclasses.asdict(model_config), 'tokenizer': tokenizer_path})
+                    {'model': dataclasses.asdict(model_config), 'tokenizer': tokenizer_path},
+                    indent=None, sort_keys=False)
 
 
 def load(directory: str, tokenizer=None):

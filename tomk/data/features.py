@@ -48,9 +48,9 @@ def check(data_config) -> None:
   if not data_config.answer_weight > 0:
     raise ValueError(f'data.answer_weight={data_config.answer_weight!r} is a loss weight; set '
                      f'it > 0 (1 = answers count like every other token).')
-  turn_reward(data_config)
+  rewards_lib.check(data_config.reward, 'data.reward')
   if data_config.reaction:
-    rewards_lib.get(data_config.reaction)
+    rewards_lib.check(data_config.reaction, 'data.reaction')
 
 
 def turn_reward(data_config) -> rewards_lib.RewardFn:

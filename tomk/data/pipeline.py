@@ -97,7 +97,7 @@ def tokenizer_for(data_config) -> tokenizer_lib.Tokenizer:
 
 
 def packed_rows(data_config, tokenizer, split: str, *, seed: int, process_index: int,
-          process_count: int, shuffle: bool, repeat: bool) -> grain.IterDataset:
+                process_count: int, shuffle: bool, repeat: bool) -> grain.IterDataset:
   """Packed rows of seq_len + 1 tokens from this process's shard: features.row_fields."""
   documents, named = sources.documents(data_config, split, seed=seed,
                                        process_index=process_index,

@@ -203,6 +203,14 @@ def documents(data_config, split: str, *, seed: int, process_index: int, process
   return grain.MapDataset.mix(parts, list(weights.values())), sources
 
 
+def check_families(families: str) -> None:
+  """An error unless rl.families is a comma-separated list of scenario families."""
+  unknown = [f for f in families.split(',') if f not in scenarios.FAMILIES]
+  if unknown:
+    raise ValueError(f'rl.families names {unknown}; use a comma-separated list of '
+                     f'{",".join(scenarios.FAMILIES)}.')
+
+
 def scenario_prompts(families: Sequence[str], split: str, seed: int, step: int, count: int):
   """`count` scenario examples for a step: a pure function of (seed, step), so a resumed
   run sees the same prompts without any iterator state."""
