@@ -75,15 +75,14 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
 
   # --- Stages, each evaluated (SPEC §6) when it ends: eval/<stage>.json -----------------------
   # (an interleaved stage only after its last sub-stage: curriculum.evaluated)
-  # The kindness-signal check samples many replies: at the end of the last stage and of
-  # the one before it (the policy the final RL starts from) only.
   params, summary, results = None, {}, None
   evaluated = curriculum.evaluated(stages)
   for (name, stage_config), offset in zip(stages, offsets):
     params, summary = train.run_stage(stage_config, name, workdir, mesh, tokenizer,
                                       eval_batches, writer, offset, params)
     if name in evaluated:
-      results = _evaluate_stage(workdir, stages, name, signal=name in evaluated[-2:]) or results
+      results = _evaluate_stage(workdir, stages, name,
+                                signal=name in _signal_stages(stages, evaluated)) or results
   writer.close()
 
   # --- The last stage's evaluation is the run's (eval.json); report.md and plots --------------
@@ -94,6 +93,13 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
   if jax.process_index() == 0:
     print(report.write(workdir, plots=report.plots_wanted()), flush=True)
   return summary
+
+
+def _signal_stages(stages, evaluated) -> list[str]:
+  """Where the kindness-signal check runs (it samples many replies): at the end of the last
+  stage and, when that is an RL stage, of the one before it, whose policy it starts from."""
+  final_rl = algorithms.get(stages[-1][1].algorithm).DATA == 'prompts'
+  return evaluated[-2:] if final_rl else evaluated[-1:]
 
 
 def _evaluate_stage(workdir, stages, stage, signal):

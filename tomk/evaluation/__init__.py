@@ -148,7 +148,7 @@ def run(workdir: str, step: int | None = None, log=print, stage: str | None = No
     extrinsic = rollout.reward_function('reward_model', workdir, tokenizer)
   results = evaluate(config, model, tokenizer, params, step, log=log, extrinsic=extrinsic,
                      keep=keep,
-                     reward_functions=_reward_functions(config, workdir, tokenizer) if signal
+                     reward_functions=reward_functions(config, workdir, tokenizer) if signal
                      else None)
   results['stage'] = stage or curriculum.stages(config)[-1][0]
   save(workdir, results, stage)
@@ -160,7 +160,7 @@ def run(workdir: str, step: int | None = None, log=print, stage: str | None = No
   return results
 
 
-def _reward_functions(config, workdir: str, tokenizer) -> dict:
+def reward_functions(config, workdir: str, tokenizer) -> dict:
   """The run's reward functions (config.rewards) as training builds them, less the run's
   reward model while it is not trained yet."""
   return {name: rollout.reward_function(spec, workdir, tokenizer)
