@@ -50,9 +50,14 @@ STAGES = {
 EVALUATION = dict(stories_per_label=10, scenarios_per_family=10, chitchat_conversations=16,
                   windows_per_conversation=2)
 # The kindness-signal check (tomk/evaluation/kindness_signal.py) after the last two stages:
-# every reward estimator against the partners' true reward, on this many test scenarios
-# per family (each stochastic estimator averaged over evaluation.signal_replies replies).
-SIGNAL_SCENARIOS, SMOKE_SIGNAL_SCENARIOS = 100, 2
+# every reward estimator against the partners' true reward on test scenarios of the
+# families whose partners' wants differ (preference offers; partners like and unlike the
+# model). It samples 2 estimators × replies × ~4 candidates × scenarios × families
+# replies: with random parameters (every reply at its longest) 10 scenarios of all six
+# families at 8 replies took 112 s on 2 cores.
+SIGNAL = dict(signal_scenarios_per_family=50, signal_replies=4,
+              signal_families=('preference_offer', 'similar_partner', 'dissimilar_partner'))
+SMOKE_SIGNAL = dict(signal_scenarios_per_family=2)
 IMITATION_CYCLES = 2
 # The RL stages (finetune and the last) fine-tune a pre-trained policy: a tenth of the
 # language-model learning rate, with a short warm-up. At the language-model rate (3e-3)
@@ -79,8 +84,7 @@ def get_config(arg=None, final=FINAL):
   # the full table, and the probe would cost every stage a compilation of its own.
   config.evaluation.probe_stories_per_label = 0
   config.model.reward_head = True                # r̂, trained by infer_reward: every stage's tree
-  config.evaluation.signal_scenarios_per_family = (SMOKE_SIGNAL_SCENARIOS if smoke
-                                                   else SIGNAL_SCENARIOS)
+  config.evaluation.update(SMOKE_SIGNAL if smoke else SIGNAL)
   steps = SMOKE if smoke else STAGES
   config.curriculum = f'pretrain,reward_model,finetune,imitation,{final}'
   stage = lambda algorithm, name: dict(algorithm=algorithm, steps=steps[name][0],

@@ -142,6 +142,8 @@ def base() -> ml_collections.ConfigDict:
       # signal_batch_size at a time. Training runs it at the end of the last stage and of
       # the stage before (the policy the final RL starts from); tomk.evaluate whenever on.
       signal_scenarios_per_family=0, signal_replies=8, signal_splits=('test',),
+      signal_families=('preference_offer', 'similar_partner', 'dissimilar_partner',
+                       'false_belief_assist', 'third_party', 'multi_party'),
       signal_batch_size=64))
   return config
 

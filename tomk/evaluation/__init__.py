@@ -34,6 +34,7 @@ import ml_collections
 from tomk import checkpoints, curriculum, rollout, rundir
 from tomk.algorithms import reward_model
 from tomk.data import sources
+from tomk.socialworld import scenarios
 from tomk.evaluation import kindness
 from tomk.evaluation import kindness_signal
 from tomk.evaluation import perspective
@@ -47,6 +48,10 @@ CHITCHAT_SPLIT = 'validation'
 def check(config) -> None:
   """Errors for config.evaluation."""
   settings = config.evaluation
+  unknown = [f for f in settings.signal_families if f not in scenarios.FAMILIES]
+  if unknown:
+    raise ValueError(f'evaluation.signal_families names {unknown}; choose among '
+                     f'{", ".join(scenarios.FAMILIES)}.')
   for key in ('signal_scenarios_per_family', 'signal_replies', 'signal_batch_size'):
     minimum = 0 if key == 'signal_scenarios_per_family' else 1
     if not (isinstance(settings[key], int) and settings[key] >= minimum):

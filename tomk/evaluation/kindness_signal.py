@@ -144,11 +144,12 @@ def _summary(values: list[float]) -> dict:
 
 def evaluate(config, model, tokenizer, params, settings, reward_functions) -> dict:
   """{split: {estimator: {family: check_signal's numbers}}} on the first
-  evaluation.signal_scenarios_per_family held-out scenarios of each family."""
+  evaluation.signal_scenarios_per_family held-out scenarios of each of
+  evaluation.signal_families."""
   fns = estimators(config, model, tokenizer, params, settings, reward_functions)
   out = {}
   for split in settings.signal_splits:
-    for family in scenarios.FAMILIES:
+    for family in settings.signal_families:
       examples = socialworld.generate(family, split, settings.seed,
                                       n=settings.signal_scenarios_per_family)
       key = jax.random.fold_in(jax.random.key(settings.seed), scenarios.FAMILIES.index(family))
