@@ -274,13 +274,20 @@ def test_bad_kindness_horizon_names_the_fix(update, fix):
     experiment.check(config)
 
 
-def test_training_never_reads_ground_truth(data_dir, monkeypatch, tmp_path):
-  from tomk import rollout, sharding
-  from tomk.data import batches, pipeline
+def _forbid_ground_truth(monkeypatch):
   from tomk.socialworld import ground_truth, scenarios
   def forbidden(*args, **kwargs):
     raise AssertionError('ground truth reached a training step')
-  config = empathy_config.get_config('smoke')
+  for module_with_truth in (scenarios, ground_truth):
+    for name in ('partner_reward', 'third_party_rewards', 'reaction'):
+      monkeypatch.setattr(module_with_truth, name, forbidden)
+
+
+@pytest.mark.parametrize('name', ['empathy', 'naive_kindness', 'rlhf'])
+def test_training_never_reads_ground_truth(name, data_dir, monkeypatch, tmp_path):
+  from tomk import rollout, sharding
+  from tomk.data import batches, pipeline
+  config = empathy_config.get_config('smoke', final=name)
   _, stage = curriculum.stages(config)[-1]
   stage.rewards.extrinsic = 'rater'    # no reward_model stage has run in this test
   tokenizer = pipeline.tokenizer_for(stage.data)
@@ -292,13 +299,27 @@ def test_training_never_reads_ground_truth(data_dir, monkeypatch, tmp_path):
       parts.batch_sharding)
   state = parts.init_state()
   state['reference'] = jax.tree.map(jnp.copy, state['params'])
-  for module_with_truth in (scenarios, ground_truth):
-    for name in ('partner_reward', 'third_party_rewards', 'reaction'):
-      monkeypatch.setattr(module_with_truth, name, forbidden)
+  _forbid_ground_truth(monkeypatch)
   batch, metrics = source.next(state, 1)
   state, step_metrics = parts.train_step(state, batch)
   assert np.isfinite(float(step_metrics['loss/rl']))
   assert 'reward/mean' in metrics
+
+
+def test_only_the_named_oracle_control_reads_ground_truth(monkeypatch):
+  """The positive control trains on the partners' true reward, by name; the guard above
+  would catch it (and catches it here)."""
+  from tomk import socialworld
+  example = socialworld.generate('dissimilar_partner', 'train', 0, n=1, start=3)[0]
+  responses = example['candidates']
+  rewards, metrics = algorithms.get('oracle_control').rewards(
+      None, None, [example['conversation']] * len(responses), responses, None)
+  assert rewards.tolist() == [example['partner_reward'](r) for r in responses]
+  assert metrics['reward/oracle'] == pytest.approx(float(np.mean(rewards)))
+  _forbid_ground_truth(monkeypatch)
+  with pytest.raises(AssertionError, match='ground truth reached'):
+    algorithms.get('oracle_control').rewards(None, None, [example['conversation']],
+                                             responses[:1], None)
 
 
 # --- imitation (001 Alg. 3) -------------------------------------------------------------------

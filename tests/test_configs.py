@@ -18,7 +18,8 @@ CONFIGS = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, 
 COVERED_ELSEWHERE = {'configs/pretrain.py'}
 # configs/empathy.py (conftest.empathy_smoke) and the configs that swap its last stage,
 # which branch from it (tomk/branch.py): they train only that stage.
-BRANCHES = {'configs/rlhf.py': 'rlhf', 'configs/naive_kindness.py': 'naive_kindness'}
+BRANCHES = {'configs/rlhf.py': 'rlhf', 'configs/naive_kindness.py': 'naive_kindness',
+            'configs/oracle_control.py': 'oracle_control'}
 COVERED_ELSEWHERE |= {'configs/empathy.py', *BRANCHES}
 # Configs that probe Theory of Mind while training (evaluation.probe_stories_per_label).
 PROBED = {'configs/pretrain_social.py'}

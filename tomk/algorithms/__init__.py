@@ -29,7 +29,7 @@ from tomk import rl, routing
 from tomk.data import sources
 
 ALGORITHMS = ('pretrain', 'reward_model', 'finetune', 'imitation', 'infer_reward', 'rlhf', 'empathy',
-              'naive_kindness')
+              'naive_kindness', 'oracle_control')
 
 
 def get(name: str):

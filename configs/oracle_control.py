@@ -1,0 +1,19 @@
+"""The positive control of the kindness experiment: configs/empathy.py's curriculum with a
+last stage trained by policy gradient on the partners' TRUE reward (SocialWorld's ground
+truth, read by this stage alone: tomk/algorithms/oracle_control.py).
+
+  pretrain → reward_model → finetune → imitation (⇄ infer_reward) → oracle_control
+
+If this cannot raise the partners' true reward over the stage it starts from, the RL
+machinery cannot, and no kindness result (empathy, naive_kindness against rlhf) means
+anything. It shares every stage but the last with configs/empathy.py:
+
+  python -m tomk.main --config=configs/oracle_control.py --workdir=runs/oracle \
+      --branch_from=runs/empathy
+  python -m tomk.main --config=configs/oracle_control.py:smoke --workdir=/tmp/oracle-smoke
+"""
+from configs import empathy
+
+
+def get_config(arg=None):
+  return empathy.get_config(arg, final='oracle_control')

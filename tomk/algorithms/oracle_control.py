@@ -1,0 +1,45 @@
+"""oracle_control — the positive control of the kindness experiment, not an algorithm of
+the papers: policy gradient on the partner's TRUE reward.
+
+Before a kindness algorithm's null result means anything, the same machinery (curriculum,
+rollouts, policy gradient, evaluation) must be shown able to raise the partners' true
+reward when it is handed that reward. This is the only training path that reads
+SocialWorld's ground truth, and it does so by name: each prompt's scenario is drawn again
+from its id ('<family>-<split>-<seed>-<index>', as scenarios.make_example names it) and
+its partner_reward scores the response. tests/test_algorithms.py keeps every other
+algorithm away from ground truth and checks that this one reads it.
+
+  a ~ π_B(s);  R = partner_reward(a)   rl on a → behavior, perception
+"""
+import numpy as np
+
+from tomk import rl, socialworld
+
+ROUTES = {
+    'rl': {'behavior': 1.0, 'perception': 1.0},
+}
+
+DATA = 'prompts'
+
+
+def objectives(config):
+  return [rl.objective(config)]
+
+
+def gates(batch, config):
+  del batch, config
+  return {}
+
+
+def scenario(conversation_id: str) -> dict:
+  """The SocialWorld scenario a prompt came from, with its ground truth."""
+  family, split, seed, index = conversation_id.rsplit('-', 3)
+  return socialworld.generate(family, split, int(seed), n=1, start=int(index))[0]
+
+
+def rewards(context, params, conversations, responses, key):
+  """R = the partner's true reward of each response (the oracle)."""
+  del context, params, key
+  truth = np.asarray([scenario(c.id)['partner_reward'](r)
+                      for c, r in zip(conversations, responses)], np.float32)
+  return truth, {'reward/oracle': float(truth.mean())}
