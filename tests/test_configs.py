@@ -69,6 +69,12 @@ def test_empathy_smoke_runs_every_stage(empathy_smoke):
     assert os.path.exists(os.path.join(workdir, 'eval', f'{stage}.json')), stage
     # The kindness-signal check: after the stage the final RL starts from, and the last.
     evaluation = json.load(open(os.path.join(workdir, 'eval', f'{stage}.json')))
+    # Beside it, a line per scenario of the kindness evaluation (tomk.compare --paired).
+    with open(os.path.join(workdir, 'eval', f'{stage}.scenarios.jsonl')) as f:
+      rows = [json.loads(line) for line in f]
+    assert len(rows) == sum(m['n'] for by_family in evaluation['kindness'].values()
+                            for m in by_family.values())
+    assert {r['split'] for r in rows} == set(evaluation['kindness'])
     signal = evaluation.get('kindness_signal')
     assert (signal is not None) == (stage in ('imitation.1.infer_reward', 'empathy')), stage
     if signal:

@@ -86,10 +86,10 @@ def copy_stages(config, source: str, workdir: str, done: list[str], why: str) ->
     if algorithms.forks_trainer(algorithms.get(stages[name].algorithm)):   # its own model
       shutil.copytree(rundir.reward_model_dir(source), rundir.reward_model_dir(workdir),
                       dirs_exist_ok=True)
-    evaluated = rundir.eval_path(source, name)
-    if os.path.exists(evaluated):
-      os.makedirs(os.path.dirname(rundir.eval_path(workdir, name)), exist_ok=True)
-      shutil.copy2(evaluated, rundir.eval_path(workdir, name))
+    for path in (rundir.eval_path, rundir.scenarios_path):     # the evaluation, its rows
+      if os.path.exists(path(source, name)):
+        os.makedirs(os.path.dirname(path(workdir, name)), exist_ok=True)
+        shutil.copy2(path(source, name), path(workdir, name))
   # The records as written (bytes, old metric names and all): the copied stages are that
   # run's.
   with open(rundir.metrics_path(source)) as f:

@@ -1,6 +1,7 @@
 """Mean ± 95 % CI over seeds of every final metric, per group of runs.
 
   python -m tomk.compare runs/lr-sweep [more sweepdirs or workdirs ...] [--out=DIR]
+  python -m tomk.compare runs/rlhf runs/empathy --paired [--stage=S] [--out=DIR]
 
 A sweepdir (a directory of workdirs, e.g. from tomk.sweep) expands to its finished
 workdirs. Runs are grouped by their config: every key whose value differs between the
@@ -11,6 +12,12 @@ each seed's value beside it (SPEC §6), into comparison.md and comparison.csv, a
 training curves (mean and CI band per group) and eval bar charts (CI error bars) under
 plots/. They go to --out, or by default into the first argument if it is a sweepdir; given
 workdirs, --out is needed: nothing is written into the current directory unasked.
+
+--paired compares two arms (A and B, each a workdir or a sweepdir of seeds) scenario by
+scenario: the true partner reward of B's greedy response minus A's on the same held-out
+scenario (eval/<stage>.scenarios.jsonl), per split and family, mean ± 95 % CI over the
+scenarios (one seed) or over the seeds' paired means (several); the CI half-width is the
+smallest difference the comparison can detect. With --out it also writes paired.md.
 """
 from __future__ import annotations
 
@@ -277,6 +284,60 @@ def compare(paths: Sequence[str], out: str | None = None, plots: bool = True,
   return rows
 
 
+# --- Paired: two arms on the same scenarios ---------------------------------------------------
+
+
+def scenario_rewards(workdir: str, stage: str | None = None) -> dict[tuple, float]:
+  """{(split, family, scenario id): true partner reward} of a run's greedy responses at the
+  end of `stage` (default: the last evaluated stage, eval.json's)."""
+  stage = stage or rundir.read_json(rundir.eval_path(workdir))['stage']
+  path = rundir.scenarios_path(workdir, stage)
+  if not os.path.exists(path):
+    raise ValueError(f'{workdir} has no per-scenario evaluation of stage {stage} ({path}); '
+                     f'evaluate it with this version: python -m tomk.evaluate '
+                     f'--workdir={workdir} --stage={stage}.')
+  with open(path) as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+  return {(r['split'], r['family'], r['id']): r['partner_reward'] for r in rows}
+
+
+def paired(arm_a: Sequence[str], arm_b: Sequence[str], stage: str | None = None
+           ) -> dict[tuple[str, str], stats.Summary]:
+  """{(split, family or 'all'): summary of B − A}: per seed, the mean over the scenarios
+  both arms scored of the difference of their true partner rewards; over one seed a
+  t-interval across scenarios, over several a t-interval across the seeds' means."""
+  def by_seed(workdirs):
+    return {rundir.read_config(w).seed: scenario_rewards(w, stage) for w in workdirs}
+  a, b = by_seed(arm_a), by_seed(arm_b)
+  seeds = sorted(set(a) & set(b))
+  if not seeds:
+    raise ValueError(f'the two arms share no seed (A: {sorted(a)}, B: {sorted(b)}); a paired '
+                     f'comparison needs runs of the same seeds.')
+  per_seed = collections.defaultdict(list)      # (split, family) -> per seed: differences
+  for seed in seeds:
+    for key in sorted(set(a[seed]) & set(b[seed])):
+      difference = b[seed][key] - a[seed][key]
+      for group in ((key[0], key[1]), (key[0], 'all')):
+        per_seed[group].append((seed, difference))
+  out = {}
+  for group, values in per_seed.items():
+    if len(seeds) == 1:
+      out[group] = stats.summarize([d for _, d in values])
+    else:
+      means = [[d for s, d in values if s == seed] for seed in seeds]
+      out[group] = stats.summarize([math.fsum(m) / len(m) for m in means])
+  return out
+
+
+def paired_table(summaries: dict, seeds: int) -> str:
+  over = 'scenarios' if seeds == 1 else 'seeds'
+  body = [[split, family, stats.format_summary(s), str(s.n),
+           '–' if s.ci is None else f'{s.ci:.3f}']
+          for (split, family), s in sorted(summaries.items())]
+  return figures.markdown_table(['split', 'family', 'B − A (mean ± 95 % CI)', f'n ({over})',
+                                 'smallest detectable |B − A|'], body)
+
+
 def main(argv):
   if not flags.FLAGS['verbosity'].present:      # matplotlib logs its font cache at INFO
     logging.set_verbosity(logging.WARNING)
@@ -285,6 +346,19 @@ def main(argv):
           file=sys.stderr)
     sys.exit(2)
   try:
+    if flags.FLAGS.paired:
+      if len(argv) != 3:
+        raise ValueError('--paired compares two arms: python -m tomk.compare A B --paired, '
+                         'each a workdir or a sweepdir of seeds.')
+      arms = [expand([path], log=print) for path in argv[1:]]
+      summaries = paired(*arms, stage=flags.FLAGS.stage)
+      table = paired_table(summaries, len({rundir.read_config(w).seed for w in arms[0]}))
+      print(f'Paired: true partner reward, B = {argv[2]} minus A = {argv[1]}, on the same '
+            f'scenarios (95 % CI; a difference smaller than the CI half-width is not '
+            f'detectable)\n\n{table}')
+      if flags.FLAGS.out:
+        rundir.write_text(os.path.join(flags.FLAGS.out, 'paired.md'), table + '\n')
+      return
     compare(argv[1:], out=flags.FLAGS.out, plots=flags.FLAGS.plots)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
@@ -295,4 +369,8 @@ if __name__ == '__main__':
   flags.DEFINE_string('out', None, 'Where comparison.md/.csv and plots/ go (default: the '
                       'first argument if it is a sweepdir; needed when it is a workdir).')
   flags.DEFINE_bool('plots', True, 'Draw the PNG plots.')
+  flags.DEFINE_bool('paired', False, 'Compare two arms (A B) scenario by scenario: the '
+                    'difference of their true partner rewards per family, with CIs.')
+  flags.DEFINE_string('stage', None, 'With --paired: the stage whose evaluation to compare '
+                      '(default: each run\'s last).')
   app.run(main)

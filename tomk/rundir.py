@@ -66,6 +66,11 @@ def eval_path(workdir: str, stage: str | None = None) -> str:
   return os.path.join(workdir, 'eval', f'{stage}.json')
 
 
+def scenarios_path(workdir: str, stage: str) -> str:
+  """eval/<stage>.scenarios.jsonl: the stage's kindness evaluation, a line per scenario."""
+  return os.path.join(workdir, 'eval', f'{stage}.scenarios.jsonl')
+
+
 def evaluations(workdir: str) -> list[str]:
   """The evaluations a run holds, as paths relative to it: eval/<stage>.json ..., eval.json."""
   folder = os.path.dirname(eval_path(workdir, 'stage'))

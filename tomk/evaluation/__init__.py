@@ -26,6 +26,7 @@ with measure = {'nll' (per token), 'accuracy' (next token), 'tokens', 'n' (conve
 """
 from __future__ import annotations
 
+import json
 import time
 
 import jax
@@ -43,6 +44,9 @@ from tomk.evaluation import theory_of_mind
 from tomk.model import STREAMS
 
 CHITCHAT_SPLIT = 'validation'
+# The key of evaluate()'s results holding kindness's per-scenario rows; save() writes them
+# beside the stage's evaluation (eval/<stage>.scenarios.jsonl), not into it.
+SCENARIOS = 'kindness_scenarios'
 
 
 def check(config) -> None:
@@ -94,7 +98,8 @@ def evaluate(config, model, tokenizer, params, step: int | None = None,
   else:
     results.update(_likelihoods(config, model, tokenizer, params, settings, log))
   started = time.perf_counter()
-  results['kindness'] = kindness.evaluate(config, model, tokenizer, params, settings, extrinsic)
+  results['kindness'], results[SCENARIOS] = kindness.evaluate(config, model, tokenizer, params,
+                                                              settings, extrinsic)
   log(f'[evaluate] kindness: {time.perf_counter() - started:.1f} s')
   if reward_functions is not None and settings.signal_scenarios_per_family:
     started = time.perf_counter()
@@ -162,6 +167,7 @@ def run(workdir: str, step: int | None = None, log=print, stage: str | None = No
     log(kindness.table(results['kindness']))
     if 'kindness_signal' in results:
       log(kindness_signal.table(results['kindness_signal']))
+  del results[SCENARIOS]             # saved beside the evaluation, not returned with it
   return results
 
 
@@ -179,9 +185,16 @@ def load(workdir: str, stage: str | None = None) -> dict | None:
 
 
 def save(workdir: str, results: dict, stage: str | None = None) -> None:
-  """Writes results to rundir.eval_path(workdir, stage), atomically; only process 0 writes."""
-  if jax.process_index() == 0:
-    rundir.write_json(rundir.eval_path(workdir, stage), results)
+  """Writes results to rundir.eval_path(workdir, stage), and a stage's per-scenario rows
+  (results[SCENARIOS]) to rundir.scenarios_path, atomically; only process 0 writes."""
+  if jax.process_index() != 0:
+    return
+  results = dict(results)
+  rows = results.pop(SCENARIOS, None)
+  rundir.write_json(rundir.eval_path(workdir, stage), results)
+  if rows is not None and stage is not None:
+    rundir.write_text(rundir.scenarios_path(workdir, stage),
+                      ''.join(json.dumps(row, sort_keys=True) + '\n' for row in rows))
 
 
 # --- The table ----------------------------------------------------------------------------------

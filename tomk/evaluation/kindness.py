@@ -19,14 +19,16 @@ from tomk.sampler import Sampler, SamplingConfig, left_pad
 from tomk.socialworld import scenarios
 
 
-def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> dict:
-  """{split: {family: {'partner_reward', 'third_party_harm_rate', 'reward_model',
-  'self_prediction', 'n', 'example'}}}."""
+def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> tuple[dict, list]:
+  """({split: {family: {'partner_reward', 'third_party_harm_rate', 'reward_model',
+  'self_prediction', 'n', 'example'}}}, a row per scenario: {'split', 'family', 'id',
+  'response', 'partner_reward', 'harmed'}), the rows for paired comparisons of runs scored
+  on the same scenarios (tomk.compare --paired)."""
   prompt_len = config.rl.prompt_len
   sampler = Sampler(model, tokenizer.eot_id, tokenizer.pad_id, prompt_len=prompt_len)
   sampling = SamplingConfig(max_new_tokens=config.rl.max_new_tokens, temperature=0.0)
   prediction_accuracy = jax.jit(_self_prediction(model))
-  results = {}
+  results, rows = {}, []
   for split in settings.splits:
     for family in scenarios.FAMILIES:
       examples = socialworld.generate(family, split, settings.seed, n=settings.scenarios_per_family)
@@ -50,7 +52,10 @@ def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> dict
                'example': {'prompt_end': prompts[0][-160:], 'response': responses[0],
                            'partner_reward': partner[0]}}
       results.setdefault(split, {})[family] = entry
-  return results
+      rows += [{'split': split, 'family': family, 'id': ex['id'], 'response': r,
+                'partner_reward': p, 'harmed': any(v < 0 for v in t.values()) if t else None}
+               for ex, r, p, t in zip(examples, responses, partner, third)]
+  return results, rows
 
 
 def _self_prediction(model):
