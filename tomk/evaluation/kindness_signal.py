@@ -114,8 +114,8 @@ def check_signal(examples: list[dict], estimator_fns: dict, key) -> dict:
                      np.float32)
   rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).astype(np.uint32))
   scored = {'oracle': truth, 'random': rng.random(len(responses)).astype(np.float32)}
-  for name, fn in estimator_fns.items():
-    scored[name] = np.asarray(fn(conversations, responses, jax.random.fold_in(key, len(name))),
+  for number, (name, fn) in enumerate(estimator_fns.items(), 1):
+    scored[name] = np.asarray(fn(conversations, responses, jax.random.fold_in(key, number)),
                               np.float32)
   tie_break = rng.random(len(responses))
   results = {}
