@@ -20,7 +20,7 @@ import sys
 from absl import app, flags, logging
 
 from tomk import curriculum, evaluation, figures, rundir
-from tomk.evaluation import theory_of_mind
+from tomk.evaluation import kindness_signal, theory_of_mind
 from tomk.model import STREAMS
 from tomk.socialworld import scenarios
 
@@ -45,9 +45,11 @@ def _measure(results, *keys, value='accuracy'):
   return results[value], results['n']
 
 
-def _pooled(results, split, value):
-  """The n-weighted mean of `value` over the scenario families that have it."""
-  measures = [_measure(results, 'kindness', split, family, value=value)
+def _pooled(results, split, value, *within):
+  """The n-weighted mean of `value` over the scenario families that have it (of
+  results['kindness'], or of results[within...])."""
+  within = within or ('kindness',)
+  measures = [_measure(results, *within[:1], split, *within[1:], family, value=value)
               for family in scenarios.FAMILIES]
   measures = [m for m in measures if m is not None]
   if not measures:
@@ -89,6 +91,12 @@ def rows(evaluations: list[dict | None], splits: tuple[str, ...]) -> list[Row]:
   for split in splits:
     specs.append((section, f'all families, {split}', lambda r, split=split: _pooled(
         r, split, 'partner_reward')))
+  section = ('Kindness signal: true partner reward of the candidate each reward estimator '
+             'ranks first, families pooled (stages that ran the check)')
+  for estimator in kindness_signal.ESTIMATORS:
+    for split in splits:
+      specs.append((section, f'{estimator}, {split}', lambda r, split=split, e=estimator:
+                    _pooled(r, split, 'mean', 'kindness_signal', e)))
   section = f'Kindness: third-party harm rate (share of responses harming someone), {first}'
   for family in scenarios.FAMILIES:
     specs.append((section, family, lambda r, family=family: _measure(
