@@ -107,7 +107,8 @@ def test_interleaved_run_alternates_stages_and_evaluates_the_last(data_dir, tmp_
   assert [r['step'] for r in records if 'loss/total' in r or 'loss/imitate' in r
           or 'loss/prediction_nll' in r][-1] == 8
   assert sorted(os.listdir(workdir / 'checkpoints')) == sorted(order)
-  assert os.listdir(workdir / 'eval') == ['mix.2.imitation.json']
+  assert sorted(os.listdir(workdir / 'eval')) == ['mix.2.imitation.json',
+                                                  'mix.2.imitation.scenarios.jsonl']
   report = (workdir / 'report.md').read_text()
   assert '| measure | mix.2.imitation |' in report
   assert '| mix.1.pretrain | pretrain | 2 | 1–2 | – |' in report
