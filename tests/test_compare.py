@@ -188,8 +188,9 @@ def _scenario_run(path, seed, rewards, stage='last'):
   rundir.write_json(rundir.eval_path(str(path)), {'stage': stage})
   rundir.write_text(rundir.scenarios_path(str(path), stage), ''.join(
       json.dumps({'split': 'test', 'family': family, 'id': f'{family}-{i}',
-                  'partner_reward': r}) + '\n'
+                  'partner_reward': r, 'step': 3}) + '\n'
       for family, values in rewards.items() for i, r in enumerate(values)))
+  rundir.write_json(rundir.eval_path(str(path), stage), {'stage': stage, 'step': 3})
 
 
 def test_paired_differences_are_per_scenario_then_across_seeds(tmp_path):
@@ -197,18 +198,25 @@ def test_paired_differences_are_per_scenario_then_across_seeds(tmp_path):
   b = {'offer': [0.5, 1.0, 0.0, 0.5], 'assist': [1.0, 0.0]}
   _scenario_run(tmp_path / 'a0', 0, a)
   _scenario_run(tmp_path / 'b0', 0, b)
-  one = compare.paired([str(tmp_path / 'a0')], [str(tmp_path / 'b0')])
+  one, seeds = compare.paired([str(tmp_path / 'a0')], [str(tmp_path / 'b0')])
+  assert seeds == [0]
   offer = one[('test', 'offer')]                       # over the 4 scenarios of one seed
   assert offer.n == 4 and offer.mean == pytest.approx((0.5 + 0 + 1 + 0) / 4)
   assert one[('test', 'all')].n == 6
   # A second seed: the interval is across the two seeds' paired means.
   _scenario_run(tmp_path / 'a1', 1, a)
   _scenario_run(tmp_path / 'b1', 1, {'offer': [0.0] * 4, 'assist': [0.0, 0.0]})
-  two = compare.paired([str(tmp_path / 'a0'), str(tmp_path / 'a1')],
-                       [str(tmp_path / 'b0'), str(tmp_path / 'b1')])
+  two, seeds = compare.paired([str(tmp_path / 'a0'), str(tmp_path / 'a1')],
+                              [str(tmp_path / 'b0'), str(tmp_path / 'b1')])
+  assert seeds == [0, 1]
   offer = two[('test', 'offer')]
   assert offer.n == 2 and offer.mean == pytest.approx((0.375 + (0 - 0.125)) / 2)
   assert 'n (seeds)' in compare.paired_table(two, 2)
   _scenario_run(tmp_path / 'c', 7, a)
   with pytest.raises(ValueError, match='share no seed'):
     compare.paired([str(tmp_path / 'a0')], [str(tmp_path / 'c')])
+  with pytest.raises(ValueError, match='two runs of seed 0'):
+    compare.paired([str(tmp_path / 'a0'), str(tmp_path / 'b0')], [str(tmp_path / 'b1')])
+  _scenario_run(tmp_path / 'd', 0, {'offer': [0.0] * 4})          # fewer scenarios
+  with pytest.raises(ValueError, match='different scenarios'):
+    compare.paired([str(tmp_path / 'a0')], [str(tmp_path / 'd')])

@@ -43,6 +43,12 @@ def test_replies_to_hand_written_conversations(data_dir, tmp_path):
   assert [json.loads(line)['id'] for line in open(out)] == ['tea', 'box']
 
 
+def test_simulate_then_act_replies_with_the_best_scored_proposal():
+  from tomk import generate
+  proposals = ['a0', 'a1', 'a2', 'b0', 'b1', 'b2']           # 2 prompts × 3 candidates
+  assert generate.best_of(proposals, [0.1, 0.9, 0.5, 2.0, -1.0, 1.9], 3) == ['a1', 'b0']
+
+
 def test_a_malformed_line_is_one_sentence_naming_it(tmp_path):
   path = tmp_path / 'talk.jsonl'
   path.write_text(json.dumps(TALK[0]) + '\n{"turns": [{"speaker": "Ann"}]}\n')

@@ -16,8 +16,9 @@ workdirs, --out is needed: nothing is written into the current directory unasked
 --paired compares two arms (A and B, each a workdir or a sweepdir of seeds) scenario by
 scenario: the true partner reward of B's greedy response minus A's on the same held-out
 scenario (eval/<stage>.scenarios.jsonl), per split and family, mean ± 95 % CI over the
-scenarios (one seed) or over the seeds' paired means (several); the CI half-width is the
-smallest difference the comparison can detect. With --out it also writes paired.md.
+scenarios (one seed: training-seed variance left out) or over the seeds' paired means
+(several). A difference must exceed the CI half-width to show at all, and be about 1.4
+times it to show 80 % of the time. With --out it also writes paired.md.
 """
 from __future__ import annotations
 
@@ -292,50 +293,68 @@ def scenario_rewards(workdir: str, stage: str | None = None) -> dict[tuple, floa
   end of `stage` (default: the last evaluated stage, eval.json's)."""
   stage = stage or rundir.read_json(rundir.eval_path(workdir))['stage']
   path = rundir.scenarios_path(workdir, stage)
-  if not os.path.exists(path):
+  evaluated = rundir.read_json(rundir.eval_path(workdir, stage))
+  if not os.path.exists(path) or evaluated is None:
     raise ValueError(f'{workdir} has no per-scenario evaluation of stage {stage} ({path}); '
                      f'evaluate it with this version: python -m tomk.evaluate '
                      f'--workdir={workdir} --stage={stage}.')
   with open(path) as f:
     rows = [json.loads(line) for line in f if line.strip()]
+  if any(r['step'] != evaluated['step'] for r in rows):
+    raise ValueError(f'{path} holds another step than eval/{stage}.json (step '
+                     f'{evaluated["step"]}); evaluate it again: python -m tomk.evaluate '
+                     f'--workdir={workdir} --stage={stage}.')
   return {(r['split'], r['family'], r['id']): r['partner_reward'] for r in rows}
 
 
 def paired(arm_a: Sequence[str], arm_b: Sequence[str], stage: str | None = None
-           ) -> dict[tuple[str, str], stats.Summary]:
-  """{(split, family or 'all'): summary of B − A}: per seed, the mean over the scenarios
-  both arms scored of the difference of their true partner rewards; over one seed a
-  t-interval across scenarios, over several a t-interval across the seeds' means."""
-  def by_seed(workdirs):
-    return {rundir.read_config(w).seed: scenario_rewards(w, stage) for w in workdirs}
-  a, b = by_seed(arm_a), by_seed(arm_b)
+           ) -> tuple[dict[tuple[str, str], stats.Summary], list]:
+  """({(split, family or 'all'): summary of B − A}, the seeds compared): per seed, the mean
+  over the scenarios both arms scored of the difference of their true partner rewards;
+  over one seed a t-interval across scenarios (training-seed variance left out), over
+  several a t-interval across the seeds' means."""
+  def by_seed(workdirs, arm):
+    out = {}
+    for w in workdirs:
+      seed = rundir.read_config(w).seed
+      if seed in out:
+        raise ValueError(f'arm {arm} has two runs of seed {seed}; give each arm one run per '
+                         f'seed (a sweepdir of one setting).')
+      out[seed] = scenario_rewards(w, stage)
+    return out
+  a, b = by_seed(arm_a, 'A'), by_seed(arm_b, 'B')
   seeds = sorted(set(a) & set(b))
   if not seeds:
     raise ValueError(f'the two arms share no seed (A: {sorted(a)}, B: {sorted(b)}); a paired '
                      f'comparison needs runs of the same seeds.')
-  per_seed = collections.defaultdict(list)      # (split, family) -> per seed: differences
+  per_seed = collections.defaultdict(lambda: collections.defaultdict(list))
   for seed in seeds:
-    for key in sorted(set(a[seed]) & set(b[seed])):
-      difference = b[seed][key] - a[seed][key]
+    shared = sorted(set(a[seed]) & set(b[seed]))
+    if not shared or len(shared) != len(a[seed]) or len(shared) != len(b[seed]):
+      raise ValueError(f'seed {seed}: the arms were evaluated on different scenarios '
+                       f'({len(a[seed])} and {len(b[seed])}, {len(shared)} shared); compare '
+                       f'runs of the same evaluation settings.')
+    for key in shared:
       for group in ((key[0], key[1]), (key[0], 'all')):
-        per_seed[group].append((seed, difference))
+        per_seed[group][seed].append(b[seed][key] - a[seed][key])
   out = {}
-  for group, values in per_seed.items():
+  for group, by_seed_values in per_seed.items():
     if len(seeds) == 1:
-      out[group] = stats.summarize([d for _, d in values])
+      out[group] = stats.summarize(by_seed_values[seeds[0]])
     else:
-      means = [[d for s, d in values if s == seed] for seed in seeds]
-      out[group] = stats.summarize([math.fsum(m) / len(m) for m in means])
-  return out
+      out[group] = stats.summarize([math.fsum(v) / len(v) for v in by_seed_values.values()])
+  return out, seeds
 
 
 def paired_table(summaries: dict, seeds: int) -> str:
+  """The paired differences; the CI half-width is what a difference must exceed to show
+  at all (at 80 % power a true difference must be about 1.4 times it)."""
   over = 'scenarios' if seeds == 1 else 'seeds'
   body = [[split, family, stats.format_summary(s), str(s.n),
-           '–' if s.ci is None else f'{s.ci:.3f}']
+           '–' if not s.ci else f'{s.ci:.3f}']
           for (split, family), s in sorted(summaries.items())]
   return figures.markdown_table(['split', 'family', 'B − A (mean ± 95 % CI)', f'n ({over})',
-                                 'smallest detectable |B − A|'], body)
+                                 '95 % CI half-width'], body)
 
 
 def main(argv):
@@ -351,11 +370,12 @@ def main(argv):
         raise ValueError('--paired compares two arms: python -m tomk.compare A B --paired, '
                          'each a workdir or a sweepdir of seeds.')
       arms = [expand([path], log=print) for path in argv[1:]]
-      summaries = paired(*arms, stage=flags.FLAGS.stage)
-      table = paired_table(summaries, len({rundir.read_config(w).seed for w in arms[0]}))
+      summaries, seeds = paired(*arms, stage=flags.FLAGS.stage)
+      table = paired_table(summaries, len(seeds))
+      caveat = '; one seed: training-seed variance left out' if len(seeds) == 1 else ''
       print(f'Paired: true partner reward, B = {argv[2]} minus A = {argv[1]}, on the same '
-            f'scenarios (95 % CI; a difference smaller than the CI half-width is not '
-            f'detectable)\n\n{table}')
+            f'scenarios, seeds {seeds} (95 % CI{caveat}; a half-width of 0 means every '
+            f'difference was 0, not that any would show)\n\n{table}')
       if flags.FLAGS.out:
         rundir.write_text(os.path.join(flags.FLAGS.out, 'paired.md'), table + '\n')
       return

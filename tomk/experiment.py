@@ -110,9 +110,15 @@ def _evaluate_stage(workdir, stages, stage, signal):
   step = dict(stages)[policy].steps
   saved = evaluation.load(workdir, stage)
   if saved is not None and saved['step'] == step:
-    if jax.process_index() == 0:
-      print(f'[{stage}] evaluated before: {rundir.eval_path(workdir, stage)}', flush=True)
-    return saved
+    lacks_signal = (signal and dict(stages)[stage].evaluation.signal_scenarios_per_family
+                    and 'kindness_signal' not in saved)
+    if not lacks_signal:
+      if jax.process_index() == 0:
+        print(f'[{stage}] evaluated before: {rundir.eval_path(workdir, stage)}', flush=True)
+      return saved
+    # Evaluated before the signal check was due here (a branch copied the evaluation of a
+    # stage that was not the one before its source's final RL): the check, the rest kept.
+    return evaluation.run(workdir, step, stage=stage, keep=saved, signal=True)
   # A stage that left the policy as the stage before it did (reward_model) changes only
   # the reward-model score: keep the rest of that stage's evaluation.
   index, keep = [name for name, _ in stages].index(stage), None

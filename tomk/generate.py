@@ -43,6 +43,10 @@ def replies(workdir: str, conversations: list, self_name: str, stage: str | None
   if act == 'simulate_then_act' and stream != 'behavior':
     raise ValueError('--act=simulate_then_act proposes replies with the behavior stream and '
                      'simulates them with the prediction stream; drop --stream.')
+  for c in conversations:
+    if c.turns and c.turns[-1].speaker == self_name:
+      raise ValueError(f'conversation {c.id!r} ends with a turn of --self={self_name!r}; the '
+                       f'model replies to the last speaker, so end it with someone else\'s turn.')
   config, model, tokenizer, params, _ = checkpoints.load_run(workdir, stage=stage)
   views = [conversation_lib.switch(c, self_name) for c in conversations]
   prompts = [conversation_lib.prompt_for(v) for v in views]
@@ -60,8 +64,14 @@ def replies(workdir: str, conversations: list, self_name: str, stage: str | None
       config, model, tokenizer, params, config.evaluation,
       evaluation.reward_functions(config, workdir, tokenizer))['simulate']
   repeated = [v for v in views for _ in range(candidates)]
-  scores = np.asarray(estimate(repeated, proposals, jax.random.fold_in(key, 1)))
-  best = scores.reshape(len(views), candidates).argmax(1)
+  return best_of(proposals, estimate(repeated, proposals, jax.random.fold_in(key, 1)),
+                 candidates)
+
+
+def best_of(proposals: list[str], scores, candidates: int) -> list[str]:
+  """For each prompt, the proposal with the highest score (proposals grouped by prompt,
+  `candidates` each, as the sampler returns them)."""
+  best = np.asarray(scores).reshape(-1, candidates).argmax(1)
   return [proposals[i * candidates + b] for i, b in enumerate(best)]
 
 

@@ -193,8 +193,8 @@ def save(workdir: str, results: dict, stage: str | None = None) -> None:
   rows = results.pop(SCENARIOS, None)
   rundir.write_json(rundir.eval_path(workdir, stage), results)
   if rows is not None and stage is not None:
-    rundir.write_text(rundir.scenarios_path(workdir, stage),
-                      ''.join(json.dumps(row, sort_keys=True) + '\n' for row in rows))
+    rundir.write_text(rundir.scenarios_path(workdir, stage), ''.join(
+        json.dumps({**row, 'step': results['step']}, sort_keys=True) + '\n' for row in rows))
 
 
 # --- The table ----------------------------------------------------------------------------------

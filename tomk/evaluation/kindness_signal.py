@@ -6,7 +6,8 @@ plus SMALL_TALK (true partner reward 0 in every family, so a reward that prefers
 shows), is scored by each estimator:
 
   oracle        the partner's true reward (ground truth: evaluation only), the upper bound
-  random        a seeded random score, the lower bound
+  random        a seeded random score: no signal at all (one draw; an estimator can do
+                worse, preferring what partners dislike)
   simulate      empathy's training reward (kindness.estimated_rewards): the prediction
                 stream plays the partner from the partner's perspective, averaged over
                 `signal_replies` simulated replies
@@ -19,8 +20,9 @@ shows), is scored by each estimator:
 Per split, estimator and family: `mean` (with `ci95` and `n`), the true partner reward of
 the candidate the estimator ranks first, ties broken at random; and `pairwise`, the share
 of candidate pairs with different true rewards that the estimator orders as the truth
-does (a tie counts half), averaged per scenario (with `pairwise_ci95`). An estimator whose
-picks sit at `random`'s carries no signal; one at `oracle`'s carries all there is.
+does (a tie counts half), averaged per scenario (with `pairwise_ci95`; 0.5 is chance). An
+estimator whose picks sit at `random`'s carries no signal; one at `oracle`'s carries all
+there is.
 """
 from __future__ import annotations
 
