@@ -10,25 +10,18 @@ its partner_reward scores the response. tests/test_algorithms.py keeps every oth
 algorithm away from ground truth and checks that this one reads it.
 
   a ~ π_B(s);  R = partner_reward(a)   rl on a → behavior, perception
+
+rlhf's objective and routing, with the true reward in place of the reward model's.
 """
 import numpy as np
 
-from tomk import rl, socialworld
+from tomk import socialworld
+from tomk.algorithms import rlhf
 
-ROUTES = {
-    'rl': {'behavior': 1.0, 'perception': 1.0},
-}
-
+ROUTES = rlhf.ROUTES
 DATA = 'prompts'
-
-
-def objectives(config):
-  return [rl.objective(config)]
-
-
-def gates(batch, config):
-  del batch, config
-  return {}
+objectives = rlhf.objectives
+gates = rlhf.gates
 
 
 def scenario(conversation_id: str) -> dict:
