@@ -13,7 +13,8 @@ from conftest import KINDNESS_CURRICULUM, REPO, records, run_main
 from tomk import experiment, rundir
 
 CONFIGS = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
-                 if not p.endswith(('__init__.py', 'from_json.py')))
+                 # Configs that need an argument other than 'smoke' (tested below).
+                 if not p.endswith(('__init__.py', 'from_json.py', 'oracle_control_ladder.py')))
 # configs/pretrain.py:smoke is run by tests/test_run.py.
 COVERED_ELSEWHERE = {'configs/pretrain.py'}
 # configs/empathy.py (conftest.empathy_smoke) and the configs that swap its last stage,
@@ -165,3 +166,21 @@ def test_an_old_override_name_says_what_it_was_renamed_to(tmp_path):
   assert result.returncode == 1
   assert result.stderr.strip() == ('error: --config.routes.nll_pred.perception was renamed to '
                                    '--config.routes.prediction_nll.perception; use the new name.')
+
+
+def test_a_rung_of_the_positive_control_shares_the_kindness_runs_first_stages():
+  """configs/oracle_control_ladder.py changes only its last stage, so it branches from a
+  run of configs/empathy.py (tomk/branch.py compares the stages' resolved configs)."""
+  from tomk import branch, curriculum
+  ladder = runpy.run_path(os.path.join(REPO, 'configs/oracle_control_ladder.py'))
+  rung = curriculum.stages(ladder['get_config']('0.7,20,3e-4'))
+  empathy = dict(curriculum.stages(runpy.run_path(
+      os.path.join(REPO, 'configs/empathy.py'))['get_config']()))
+  assert [name for name, _ in rung] == ['pretrain', 'reward_model', 'oracle_control']
+  for name, stage in rung[:2]:
+    assert branch._stage_json(stage) == branch._stage_json(empathy[name]), name
+  last = rung[-1][1]
+  assert (last.rl.temperature, last.rl.top_k) == (0.7, 20)
+  assert last.optimizer.behavior.learning_rate == 3e-4
+  with pytest.raises(ValueError, match='needs a rung'):
+    ladder['get_config']('smoke')
