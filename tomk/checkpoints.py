@@ -7,8 +7,8 @@ trainer of its own (reward_model) keeps its model elsewhere and counts as finish
 that model is saved.
 
 The parameter tree is a contract: {'perception': {...}, 'behavior': {...}, 'prediction':
-{...}} as tomk.model lays it out, which every saved run holds (tests/test_layout.py reads
-a run committed under tests/fixtures/). A change to it comes with a conversion of old
+{...}} as tomk.model lays it out, which every saved run holds (tests/test_old_runs.py
+reads a run committed under tests/fixtures/). A change to it comes with a conversion of old
 checkpoints here, applied where they are read.
 """
 from __future__ import annotations

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from tomk import checkpoints, evaluation, rollout, rundir
+from tomk import checkpoints, rollout, rundir
 from tomk.data import conversation as conversation_lib
 from tomk.data import jsonl
 from tomk.evaluation import kindness_signal
@@ -62,7 +62,7 @@ def replies(workdir: str, conversations: list, self_name: str, stage: str | None
                                             num_samples=candidates))
   estimate = kindness_signal.estimators(
       config, model, tokenizer, params, config.evaluation,
-      evaluation.reward_functions(config, workdir, tokenizer))['simulate']
+      rollout.reward_functions(config, workdir, tokenizer, trained_only=True))['simulate']
   repeated = [v for v in views for _ in range(candidates)]
   return best_of(proposals, estimate(repeated, proposals, jax.random.fold_in(key, 1)),
                  candidates)

@@ -45,12 +45,10 @@ def _measure(results, *keys, value='accuracy'):
   return results[value], results['n']
 
 
-def _pooled(results, split, value, *within):
-  """The n-weighted mean of `value` over the scenario families that have it (of
-  results['kindness'], or of results[within...])."""
-  within = within or ('kindness',)
-  measures = [_measure(results, *within[:1], split, *within[1:], family, value=value)
-              for family in scenarios.FAMILIES]
+def _pooled(results, value, *keys):
+  """The n-weighted mean of `value` over the scenario families of results[keys...] that
+  have it, or None."""
+  measures = [_measure(results, *keys, family, value=value) for family in scenarios.FAMILIES]
   measures = [m for m in measures if m is not None]
   if not measures:
     return None
@@ -90,13 +88,13 @@ def rows(evaluations: list[dict | None], splits: tuple[str, ...]) -> list[Row]:
         r, 'kindness', first, family, value='partner_reward')))
   for split in splits:
     specs.append((section, f'all families, {split}', lambda r, split=split: _pooled(
-        r, split, 'partner_reward')))
+        r, 'partner_reward', 'kindness', split)))
   section = ('Kindness signal: true partner reward of the candidate each reward estimator '
              'ranks first, families pooled (stages that ran the check)')
   for estimator in kindness_signal.ESTIMATORS:
     for split in splits:
       specs.append((section, f'{estimator}, {split}', lambda r, split=split, e=estimator:
-                    _pooled(r, split, 'mean', 'kindness_signal', e)))
+                    _pooled(r, 'mean', 'kindness_signal', split, e)))
   section = f'Kindness: third-party harm rate (share of responses harming someone), {first}'
   for family in scenarios.FAMILIES:
     specs.append((section, family, lambda r, family=family: _measure(
@@ -106,7 +104,7 @@ def rows(evaluations: list[dict | None], splits: tuple[str, ...]) -> list[Row]:
                                              'on the behavior\'s responses, all families')):
     for split in splits:
       specs.append((section, split, lambda r, split=split, value=value: _pooled(
-          r, split, value)))
+          r, value, 'kindness', split)))
   out = [Row(section, label, [get(r) if r else None for r in evaluations])
          for section, label, get in specs]
   return [row for row in out if any(cell is not None for cell in row.cells)]

@@ -98,8 +98,7 @@ class Rollouts:
     sampler = Sampler(model, tokenizer.eot_id, tokenizer.pad_id,
                       prompt_len=simulation_prompt_len(config))
     self.context = Context(model, tokenizer, sampler, sampling, config,
-                           {k: reward_function(v, workdir, tokenizer)
-                            for k, v in config.rewards.items()})
+                           reward_functions(config, workdir, tokenizer))
     self.algorithm, self.num_samples = algorithm, config.rl.num_samples
     self.policy_gradient = rl.PolicyGradientConfig.from_config(config.rl)
     self.logprob_fn = jax.jit(lambda p, b: rl.token_logprobs(model, p, b))
@@ -109,6 +108,14 @@ class Rollouts:
                                 examples, key, self.num_samples, self.policy_gradient,
                                 self.logprob_fn)
     return batch, metrics
+
+
+def reward_functions(config, workdir: str, tokenizer, trained_only: bool = False) -> dict:
+  """config.rewards as functions ({'extrinsic': RLHF, 'intrinsic': IRF}); with
+  trained_only, less the run's own reward model while its stage has not trained it."""
+  return {name: reward_function(spec, workdir, tokenizer)
+          for name, spec in config.rewards.items()
+          if not (trained_only and spec == 'reward_model' and not reward_model.trained(workdir))}
 
 
 def reward_function(spec: str, workdir: str = '', tokenizer=None) -> Callable:

@@ -7,6 +7,7 @@ written, and how a run is read back.
   W/checkpoints/<stage>/<step>/  orbax checkpoints of each stage (tomk.checkpoints)
   W/reward_model/                a reward_model stage's own model
   W/eval/<stage>.json            the evaluation each stage ended with; W/eval.json the last
+  W/eval/<stage>.scenarios.jsonl its kindness evaluation, a line per scenario
   W/report.md, W/plots/          tomk.report
   W/provenance.json              tomk.provenance
   W/DONE                         written by tomk.sweep once a point's run exited 0

@@ -158,8 +158,9 @@ def run(workdir: str, step: int | None = None, log=print, stage: str | None = No
     extrinsic = rollout.reward_function('reward_model', workdir, tokenizer)
   results = evaluate(config, model, tokenizer, params, step, log=log, extrinsic=extrinsic,
                      keep=keep,
-                     reward_functions=reward_functions(config, workdir, tokenizer) if signal
-                     else None)
+                     reward_functions=rollout.reward_functions(config, workdir, tokenizer,
+                                                               trained_only=True)
+                     if signal else None)
   results['stage'] = stage or curriculum.stages(config)[-1][0]
   save(workdir, results, stage)
   if jax.process_index() == 0:
@@ -169,14 +170,6 @@ def run(workdir: str, step: int | None = None, log=print, stage: str | None = No
       log(kindness_signal.table(results['kindness_signal']))
   del results[SCENARIOS]             # saved beside the evaluation, not returned with it
   return results
-
-
-def reward_functions(config, workdir: str, tokenizer) -> dict:
-  """The run's reward functions (config.rewards) as training builds them, less the run's
-  reward model while it is not trained yet."""
-  return {name: rollout.reward_function(spec, workdir, tokenizer)
-          for name, spec in config.rewards.items()
-          if spec != 'reward_model' or reward_model.trained(workdir)}
 
 
 def load(workdir: str, stage: str | None = None) -> dict | None:

@@ -83,7 +83,7 @@ def estimators(config, model, tokenizer, params, settings, reward_functions) -> 
 
   has_rlhf = 'extrinsic' in reward_functions
   simulate = context(reward='simulate')
-  self_play = context(reward='simulate', w_ext=1.0 if has_rlhf else 0.0, w_int=1.0)
+  self_play = context(w_ext=1.0 if has_rlhf else 0.0, w_int=1.0)      # Alg. 1 line 6
   out = {
       'simulate': lambda c, r, k: kindness.estimated_rewards(simulate, params, c, r, k,
                                                              'prediction')[0],
