@@ -13,7 +13,9 @@ checkpoints here, applied where they are read.
 """
 from __future__ import annotations
 
+import json
 import os
+import sys
 
 import jax
 import numpy as np
@@ -36,7 +38,13 @@ def manager(workdir: str, stage: str, keep: int | None = None) -> ocp.Checkpoint
 
 
 def latest_step(workdir: str, stage: str, config) -> int | None:
-  """The last step of `stage` that is saved, or None if none is."""
+  """The last step of `stage` that is saved and readable, or None if none is.
+
+  A checkpoint that does not read back whole (a truncated file, garbage metadata, a
+  missing directory: faults of the disk, not of a kill, since orbax renames a checkpoint
+  into place only once written) is reported and moved aside (unreadable_dir), and the one
+  before it is used: the run resumes from the last good checkpoint.
+  """
   algorithm = algorithms.get(config.algorithm)
   if algorithms.forks_trainer(algorithm):
     # Saved once, when trained; until then the stage has not started (its metrics, if any,
@@ -44,8 +52,85 @@ def latest_step(workdir: str, stage: str, config) -> int | None:
     return config.steps if algorithm.trained(workdir) else None
   if not os.path.isdir(rundir.checkpoint_dir(workdir, stage)):
     return None
+  while True:
+    with manager(workdir, stage) as m:
+      step = m.latest_step()
+    if step is None:
+      return None
+    problem = unreadable(workdir, stage, step)
+    if problem is None:
+      return step
+    set_aside(workdir, stage, step, f'it does not read back ({problem}); the run resumes '
+              f'from the checkpoint before it')
+
+
+def unreadable(workdir: str, stage: str, step: int) -> str | None:
+  """Why checkpoint `step` of `stage` does not read back whole, or None if it does."""
+  path = os.path.join(rundir.checkpoint_dir(workdir, stage), str(step))
+  try:
+    state = os.path.join(path, 'state')
+    saved = ocp.StandardCheckpointHandler().metadata(epath.Path(state))
+    target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), dict(saved))
+    # Not closed after a failed read: closing it while tensorstore's reads of a damaged
+    # file are still being cancelled prints their tracebacks ("Event loop is closed").
+    ocp.StandardCheckpointer().restore(state, target)
+    with open(os.path.join(path, '_CHECKPOINT_METADATA')) as f:
+      json.load(f)
+    data = os.path.join(path, 'data')        # the grain iterator's state, JSON per process
+    for name in sorted(os.listdir(data)) if os.path.isdir(data) else []:
+      if not name.endswith('.json'):
+        continue
+      with open(os.path.join(data, name)) as f:
+        json.load(f)
+  except Exception as e:  # noqa: BLE001 — whatever orbax, tensorstore or json raise
+    _quiet_cancelled_reads()
+    return f'{type(e).__name__}: {" ".join(str(e).split())[:200]}'
+  return None
+
+
+def _quiet_cancelled_reads():
+  """After a failed read, tensorstore's cancelled reads call back into orbax's closed event
+  loop, and Python prints each as an unraisable RuntimeError('Event loop is closed'): dropped
+  (every other unraisable exception is printed as before)."""
+  default = sys.unraisablehook
+  if getattr(default, 'tomk_quiet', False):
+    return
+
+  def hook(unraisable):
+    if not (isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == 'Event loop is closed'):
+      default(unraisable)
+  hook.tomk_quiet = True
+  sys.unraisablehook = hook
+
+
+def set_aside(workdir: str, stage: str, step: int, problem: str) -> None:
+  """Moves checkpoint `step` of `stage` to W/checkpoints-unreadable/ and says why."""
+  source = os.path.join(rundir.checkpoint_dir(workdir, stage), str(step))
+  target = os.path.join(rundir.unreadable_dir(workdir), stage.replace('/', '_'), str(step))
+  if jax.process_index() == 0:
+    n = 0
+    while os.path.exists(f'{target}.{n}' if n else target):
+      n += 1
+    target = f'{target}.{n}' if n else target
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.replace(source, target)
+    print(f'[{stage}] checkpoint of step {step} set aside to {target}: {problem}.', flush=True)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(f'set_aside {stage} {step}')
+
+
+def set_aside_stage(workdir: str, stage: str, config, why: str) -> None:
+  """Sets aside every checkpoint of `stage` (see set_aside), saying `why`."""
+  if algorithms.forks_trainer(algorithms.get(config.algorithm)):
+    return            # its model does not depend on the stages before it
+  if not os.path.isdir(rundir.checkpoint_dir(workdir, stage)):
+    return
   with manager(workdir, stage) as m:
-    return m.latest_step()
+    steps = sorted(m.all_steps(), reverse=True)
+  for step in steps:
+    set_aside(workdir, stage, step, why)
 
 
 def load_run(workdir: str, step: int | None = None, stage: str | None = None):

@@ -79,7 +79,11 @@ def base() -> ml_collections.ConfigDict:
       reward='constant', reward_value=1.0,
       # The observed reaction infer_reward regresses: a reward function name scoring each
       # <self> turn that answers someone ('sentiment'); '' = none (no batch fields, no cost).
-      reaction=''))
+      reaction='',
+      # Users' own data (tomk/data/jsonl.py): '' = SocialWorld's. prompts: the RL stages'
+      # prompts (else scenarios of rl.families); preference_pairs: the reward_model stage's
+      # rater pairs (else SocialWorld's simulated rater).
+      prompts='', preference_pairs=''))
 
   config.optimizer = ml_collections.ConfigDict({
       p: partition_optimizer() for p in ('perception', 'behavior', 'prediction')})
@@ -175,10 +179,116 @@ def set_routes(config, routes):
   config.routes = ml_collections.ConfigDict({k: dict(v) for k, v in routes.items()})
 
 
+class Problems(ValueError):
+  """Every problem found in a config, reported together (one sentence each)."""
+
+  def __init__(self, messages):
+    self.messages = list(dict.fromkeys(messages))      # in order, each once
+    count = f'{len(self.messages)} settings need changing: ' if len(self.messages) > 1 else ''
+    super().__init__(count + ' | '.join(self.messages))
+
+
+class Checker:
+  """Collects problems: require(ok, message) for a rule, run(check, *args) for a module's
+  check function (each ValueError it raises is one problem, or several if Problems)."""
+
+  def __init__(self, prefix: str = ''):
+    self.prefix, self.messages = prefix, []
+
+  def require(self, ok, message: str) -> None:
+    if not ok:
+      self.messages.append(self.prefix + message)
+
+  def run(self, check, *args) -> None:
+    try:
+      check(*args)
+    except Problems as e:
+      self.messages += [self.prefix + m for m in e.messages]
+    except ValueError as e:
+      self.messages.append(self.prefix + str(e))
+
+  def done(self) -> None:
+    """Raises Problems if any was found."""
+    if self.messages:
+      raise Problems(self.messages)
+
+
+def _count(value, minimum=1) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
+      and abs(value) != float('inf')
+
+
 def check(config) -> None:
-  """Errors for the top-level settings a config file or a --config.x=y override can get wrong."""
-  if config.steps <= 0 or config.batch_size <= 0:
-    raise ValueError('steps and batch_size must be positive.')
+  """Errors for the settings of every module that has no check of its own: counts and sizes,
+  rates, sampling, the model's shape. Every problem is collected (Problems)."""
+  c = Checker()
+  for key in ('steps', 'batch_size'):
+    c.require(_count(config[key]), f'{key}={config[key]!r}: set it to a positive integer.')
+  m = config.model
+  for key in ('d_model', 'num_heads', 'ffn_dim', 'max_len', 'tower_layers'):
+    c.require(_count(m[key]), f'model.{key}={m[key]!r}: set it to a positive integer.')
+  c.require(_count(m.trunk_layers, 0), f'model.trunk_layers={m.trunk_layers!r}: set it to an '
+            f'integer >= 0.')
+  if _count(m.d_model) and _count(m.num_heads):
+    c.require(m.d_model % m.num_heads == 0 and (m.d_model // m.num_heads) % 2 == 0,
+              f'model.num_heads={m.num_heads} must divide model.d_model={m.d_model} into '
+              f'heads of an even width (RoPE rotates pairs), e.g. num_heads=4 for d_model=256.')
+  c.require(m.dtype in ('float32', 'bfloat16'), f'model.dtype={m.dtype!r}: use float32 or '
+            f'bfloat16.')
+  c.require(_number(m.rope_base) and m.rope_base > 0,
+            f'model.rope_base={m.rope_base!r}: set it to a positive number (e.g. 10000).')
+  d = config.data
+  c.require(_count(d.vocab_size, 64), f'data.vocab_size={d.vocab_size!r}: set it to an integer '
+            f'>= 64 (the tokenizer needs room for its role tokens).')
+  c.require(_count(d.seq_len, 2), f'data.seq_len={d.seq_len!r}: set it to an integer >= 2.')
+  if _count(d.seq_len) and _count(m.max_len):
+    c.require(d.seq_len <= m.max_len, f'data.seq_len={d.seq_len} is longer than the model\'s '
+              f'{m.max_len} positions (model.max_len); shorten it or raise model.max_len.')
+  for name, o in config.optimizer.items():
+    key = f'optimizer.{name}'
+    c.require(_number(o.learning_rate) and o.learning_rate > 0,
+              f'{key}.learning_rate={o.learning_rate!r}: set it > 0 (to train nothing, set '
+              f'{key}.frozen=True).')
+    c.require(_count(o.warmup_steps, 0), f'{key}.warmup_steps={o.warmup_steps!r}: set it to an '
+              f'integer >= 0.')
+    c.require(_number(o.end_fraction) and 0 <= o.end_fraction <= 1,
+              f'{key}.end_fraction={o.end_fraction!r}: set it in [0, 1].')
+    c.require(_number(o.clip_norm) and o.clip_norm >= 0,
+              f'{key}.clip_norm={o.clip_norm!r}: set it >= 0 (0 = no clipping).')
+    c.require(_number(o.weight_decay) and o.weight_decay >= 0,
+              f'{key}.weight_decay={o.weight_decay!r}: set it >= 0.')
+    for b in ('b1', 'b2'):
+      c.require(_number(o[b]) and 0 <= o[b] < 1, f'{key}.{b}={o[b]!r}: set it in [0, 1).')
+  rl = config.rl
+  for key in ('num_samples', 'epochs', 'prompt_len', 'max_new_tokens'):
+    c.require(_count(rl[key]), f'rl.{key}={rl[key]!r}: set it to a positive integer.')
+  c.require(_number(rl.temperature) and rl.temperature > 0,
+            f'rl.temperature={rl.temperature!r}: set it > 0 (e.g. 1.0; 0.7 samples closer to '
+            f'greedy).')
+  c.require(_count(rl.top_k, 0), f'rl.top_k={rl.top_k!r}: set it to an integer >= 0 (0 = off).')
+  c.require(_number(rl.top_p) and 0 < rl.top_p <= 1, f'rl.top_p={rl.top_p!r}: set it in (0, 1].')
+  for key in ('clip_epsilon',):
+    c.require(_number(rl[key]) and rl[key] > 0, f'rl.{key}={rl[key]!r}: set it > 0.')
+  for key in ('kl_coef', 'entropy_coef'):
+    c.require(_number(rl[key]) and rl[key] >= 0, f'rl.{key}={rl[key]!r}: set it >= 0.')
+  c.require(_number(config.gate_max) and config.gate_max > 0,
+            f'gate_max={config.gate_max!r}: set it > 0 (reward gates are clip(R, 0, gate_max)).')
+  for key in ('w_ext', 'w_int'):
+    c.require(_number(config.kindness[key]), f'kindness.{key}={config.kindness[key]!r}: set it '
+              f'to a number.')
+  e = config.evaluation
+  for key in ('stories_per_label', 'scenarios_per_family', 'chitchat_conversations',
+              'windows_per_conversation', 'batch_size'):
+    c.require(_count(e[key]), f'evaluation.{key}={e[key]!r}: set it to a positive integer.')
+  lengths = list(e.lengths)
+  c.require(lengths and all(_count(n, 2) for n in lengths) and lengths == sorted(set(lengths)),
+            f'evaluation.lengths={tuple(lengths)!r}: give increasing padded lengths >= 2, e.g. '
+            f'(128, 256, 512).')
+  c.done()
 
 
 def to_json(config) -> dict:

@@ -14,18 +14,32 @@ import jax
 import numpy as np
 
 from tomk import (algorithms, branch, checkpoints, config as config_lib, curriculum, evaluation,
-                  metrics as metrics_lib, provenance, report, rundir, sharding, train)
+                  metrics as metrics_lib, optimizer, provenance, report, rundir, sharding, train)
 from tomk.data import pipeline
 
 
-def check(config) -> list:
-  """Every stage of `config` checked by each module that owns some of its settings, before
-  anything runs; returns the stages (curriculum.stages)."""
-  stages = curriculum.stages(config)
-  for _, stage_config in stages:
+def check(config, workdir: str | None = None) -> list:
+  """Every stage of `config` checked by each module that owns some of its settings, and the
+  workdir, before anything runs: every problem found, reported together (config.Problems).
+  Returns the stages (curriculum.stages)."""
+  checker = config_lib.Checker()
+  stages = []
+  checker.run(lambda: stages.extend(curriculum.stages(config)))
+  where = {}           # problem -> the stages that have it
+  for name, stage_config in stages:
+    stage = config_lib.Checker()
     for check_settings in (config_lib.check, algorithms.check, pipeline.check, train.check,
-                           evaluation.check):
-      check_settings(stage_config)
+                           evaluation.check, optimizer.check, sharding.check_mesh):
+      stage.run(check_settings, stage_config)
+    for message in stage.messages:
+      where.setdefault(message, []).append(name)
+  for message, names in where.items():
+    checker.require(False, message if len(names) == len(stages) else
+                    f'(stage{"s" * (len(names) > 1)} {", ".join(names)}) {message}')
+  if workdir is not None:
+    checker.run(rundir.check_workdir, workdir)
+    checker.run(pipeline.check_data_dir, config.data)
+  checker.done()
   return stages
 
 
@@ -36,7 +50,7 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
   with copies of those it finished (tomk/branch.py).
   """
   # --- Settings, workdir and config ----------------------------------------------------------
-  stages = check(config)
+  stages = check(config, workdir)
   if branch_from and jax.process_count() > 1:
     raise ValueError('--branch_from runs in one process; branch first, then resume the new '
                      'workdir with all processes.')
@@ -64,13 +78,19 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
 
   # --- Where to resume: the first stage whose last step is not saved --------------------------
   offsets = np.cumsum([0] + [c.steps for _, c in stages]).tolist()
-  resume_step = None
+  resume_step, unfinished = None, None
   for (name, stage_config), offset in zip(stages, offsets):
+    if unfinished:
+      # Checkpoints after an unfinished stage exist only when that stage's newest checkpoint
+      # was unreadable: they are redone from it, as their metrics are.
+      checkpoints.set_aside_stage(workdir, name, stage_config, f'{unfinished} resumes before '
+                                  f'its end')
+      continue
     latest = checkpoints.latest_step(workdir, name, stage_config)
     if latest is not None:
       resume_step = offset + latest
     if latest is None or latest < stage_config.steps:
-      break
+      unfinished = name
   writer = metrics_lib.Writer(workdir, resume_step=resume_step)
 
   # --- Stages, each evaluated (SPEC §6) when it ends: eval/<stage>.json -----------------------

@@ -9,7 +9,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from tomk import config as config_lib
+from tomk import cli
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py[:arg]).',
                                 lock_config=True)
@@ -36,20 +36,7 @@ def initialize_distributed():
     jax.distributed.initialize()
 
 
-def parse_flags(argv):
-  """absl's flag parsing, after a check that no --config override uses a renamed key (one
-  sentence naming the new key, rather than the flag parser's traceback)."""
-  for arg in argv[1:]:
-    if arg.startswith('--config.'):
-      key = arg[len('--config.'):].partition('=')[0]
-      new = config_lib.renamed(key)
-      if new:
-        print(f'error: --config.{key} was renamed to --config.{new}; use the new name.',
-              file=sys.stderr, flush=True)
-        sys.exit(1)
-  return app.parse_flags_with_usage(argv)
-
-
+@cli.errors_in_one_line      # bad input: one sentence that says what to change
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -61,12 +48,7 @@ def main(argv):
     experiment.run(FLAGS.config, FLAGS.workdir, branch_from=FLAGS.branch_from)
   except train.Preempted:
     sys.exit(0)             # the checkpoint is saved: a clean exit, the scheduler re-runs us
-  except (ValueError, FloatingPointError) as e:
-    # Bad input: one sentence that says what to change (run with -v 1 for the traceback).
-    logging.info('traceback', exc_info=True)
-    print(f'error: {e}', file=sys.stderr, flush=True)
-    sys.exit(1)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

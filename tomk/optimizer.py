@@ -11,7 +11,21 @@ from __future__ import annotations
 import jax
 import optax
 
+from tomk import config as config_lib
 from tomk.model import PARTITIONS
+
+SCHEDULES = ('constant', 'cosine', 'linear')
+
+
+def check(config) -> None:
+  """Errors for config.optimizer's partitions and schedules (rates: config.check)."""
+  c = config_lib.Checker()
+  for name, settings in config.optimizer.items():
+    c.require(name in PARTITIONS, f'optimizer.{name} is not a partition; the model has '
+              f'{", ".join(PARTITIONS)}.')
+    c.require(settings.schedule in SCHEDULES, f'optimizer.{name}.schedule='
+              f'{settings.schedule!r}: use one of {", ".join(SCHEDULES)}.')
+  c.done()
 
 
 def schedule(config, total_steps: int) -> optax.Schedule:
@@ -22,8 +36,6 @@ def schedule(config, total_steps: int) -> optax.Schedule:
   decay = {'constant': optax.constant_schedule(lr),
            'cosine': optax.cosine_decay_schedule(lr, decay_steps, alpha=config.end_fraction),
            'linear': optax.linear_schedule(lr, end, decay_steps)}
-  if config.schedule not in decay:
-    raise ValueError(f'optimizer schedule {config.schedule!r} is unknown; use one of {sorted(decay)}.')
   if warmup == 0:
     return decay[config.schedule]
   return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), decay[config.schedule]],

@@ -27,6 +27,10 @@ def check(config) -> None:
   if config.batch_size % rl.num_samples:
     raise ValueError(f'batch_size {config.batch_size} must be a multiple of rl.num_samples '
                      f'{rl.num_samples} (prompts per step × samples per prompt).')
+  if rl.estimator in ('group', 'rloo') and rl.num_samples < 2:
+    raise ValueError(f'rl.num_samples={rl.num_samples}: the {rl.estimator!r} estimator compares '
+                     f'samples of one prompt, so every advantage would be 0; set it >= 2, or '
+                     f"use rl.estimator='batch_mean'.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,6 +56,11 @@ def checkpoint_dir(workdir: str, stage: str) -> str:
   return os.path.abspath(os.path.join(workdir, 'checkpoints', stage))
 
 
+def unreadable_dir(workdir: str) -> str:
+  """Where checkpoints that did not read back are moved (checkpoints.latest_step)."""
+  return os.path.join(workdir, 'checkpoints-unreadable')
+
+
 def reward_model_dir(workdir: str) -> str:
   return os.path.abspath(os.path.join(workdir, 'reward_model'))
 
@@ -101,6 +106,24 @@ def sweep_state_path(sweepdir: str) -> str:
 
 
 # --- Writing and reading files -----------------------------------------------------------------
+
+def check_writable_dir(path: str, what: str) -> None:
+  """An error unless `path` is a directory this process can write, or can be made one."""
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ValueError(f'{what} {path} is a file, not a directory; give a directory.')
+  existing = path
+  while existing and not os.path.exists(existing):
+    existing = os.path.dirname(existing.rstrip(os.sep)) or '.'
+  if not os.path.isdir(existing):
+    raise ValueError(f'{what} {path} cannot be made: {existing} is a file, not a directory.')
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ValueError(f'{what} {path} is not writable ({existing} is not); choose a directory '
+                     f'you can write to.')
+
+
+def check_workdir(workdir: str) -> None:
+  check_writable_dir(workdir, '--workdir')
+
 
 def write_text(path: str, text: str) -> None:
   """Writes `text` to `path` atomically (a temporary file, then a rename)."""

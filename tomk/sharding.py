@@ -33,6 +33,12 @@ def mesh_shape(mesh_config, device_count: int) -> tuple[int, ...]:
   return tuple(sizes)
 
 
+def check_mesh(config) -> None:
+  """An error unless config.mesh fits the devices and config.batch_size splits over them."""
+  shape = dict(zip(AXES, mesh_shape(config.mesh, jax.device_count())))
+  _check_divides(config.batch_size, math.prod(shape[a] for a in BATCH_AXES), jax.process_count())
+
+
 def make_mesh(mesh_config, devices=None) -> Mesh:
   devices = jax.devices() if devices is None else devices
   shape = mesh_shape(mesh_config, len(devices))
@@ -50,7 +56,10 @@ def data_parallel_size(mesh: Mesh) -> int:
 
 
 def check_batch(batch_size: int, mesh: Mesh, process_count: int) -> None:
-  n = data_parallel_size(mesh)
+  _check_divides(batch_size, data_parallel_size(mesh), process_count)
+
+
+def _check_divides(batch_size: int, n: int, process_count: int) -> None:
   if batch_size % n or batch_size % process_count:
     raise ValueError(f'batch_size {batch_size} is not divisible by the {n} data-parallel devices '
                      f'(mesh data × fsdp = {n}) and {process_count} processes; set '

@@ -16,6 +16,7 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
@@ -264,17 +265,18 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
     writer.write(0, first_eval, **labels)
     progress.report(0, first_eval)
   started, last_eval = time.perf_counter(), first_eval
+  recent = {}        # train-step call -> its metrics (on device), since the last log
   for step in range(start + 1, config.steps + 1):
     batch, host_metrics = source.next(state, step)
-    for _ in range(epochs):
+    for epoch in range(epochs):
       state, step_metrics = train_step(state, batch)
+      recent[(step - 1) * epochs + epoch] = step_metrics
     if step % config.log_every == 0 or step == config.steps:
       bad = int(state['nonfinite_step'])
       if bad >= 0:
         writer.flush()
-        raise NonFiniteError(f'non-finite loss or gradient at step {bad + 1} of {stage}; the '
-                             f'update was not applied and the run stopped. Lower the learning '
-                             f'rate, or check the data and rewards of that step.')
+        raise NonFiniteError(_nonfinite_message(stage, bad, epochs, recent.get(bad)))
+      recent.clear()
       scalars = {**jax.device_get(step_metrics), **host_metrics}
       writer.write(offset + step, scalars, **labels)
       writer.write_timing(offset + step, progress.report(step, scalars))
@@ -309,6 +311,17 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
       before = f'{first_eval[k]:.3f} → ' if first_eval else ''
       print(f'  {k:28s} {before}{v:.3f}', flush=True)
   return state['params'], summary
+
+
+def _nonfinite_message(stage: str, call: int, epochs: int, metrics) -> str:
+  """Which metrics of train-step call `call` were not finite, at which step of `stage`."""
+  names = sorted(k for k, v in jax.device_get(metrics or {}).items()
+                 if not np.all(np.isfinite(v)))
+  what = ', '.join(names) if names else 'loss or gradient'
+  step = call // epochs + 1
+  return (f'non-finite {what} at step {step} of stage {stage}; the update was not applied '
+          f'and the run stopped, its last checkpoint kept. Lower the learning rate, or check '
+          f'the data and rewards of that step.')
 
 
 def _probe(config, model, tokenizer, stage):

@@ -25,7 +25,7 @@ offset) -> summary and trained(workdir) -> bool. reward_model is one.
 """
 import importlib
 
-from tomk import rl, routing
+from tomk import rewards, rl, routing
 from tomk.data import sources
 
 ALGORITHMS = ('pretrain', 'reward_model', 'finetune', 'imitation', 'infer_reward', 'rlhf', 'empathy',
@@ -53,4 +53,6 @@ def check(config) -> None:
   if algorithm.DATA == 'prompts':
     rl.check(config)
     sources.check_families(config.rl.families)
+    for name, spec in config.rewards.items():
+      rewards.check_rl(spec, f'rewards.{name}')
   routing.check_routes(algorithm.objectives(config), config.routes.to_dict())

@@ -24,6 +24,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from tomk import rundir, socialworld
+from tomk.data import chitchat, jsonl, sources
 from tomk.data import conversation as conversation_lib, tokenizer as tokenizer_lib
 from tomk.model import ModelConfig, Perception, RMSNorm
 from tomk.sampler import left_pad
@@ -69,6 +70,24 @@ def _encode(tokenizer, texts):
   return jnp.asarray(tokens), jnp.asarray(valid)
 
 
+def _pairs(config) -> tuple[list | None, list]:
+  """(train pairs, test pairs): the user's (data.preference_pairs, split by id as chitchat
+  is: 'test' held out, the rest trained on), or (None: drawn step by step, SocialWorld's
+  256 test pairs)."""
+  if not config.data.preference_pairs:
+    return None, socialworld.generate('rater', 'test', config.seed, n=256)
+  pairs = jsonl.read_pairs(config.data.preference_pairs)
+  test = [p for p in pairs if chitchat.split_for(p['id']) == 'test']
+  train = [p for p in pairs if chitchat.split_for(p['id']) != 'test']
+  if not train:
+    raise ValueError(f'data.preference_pairs={config.data.preference_pairs!r}: every pair is '
+                     f'in the test split (by id); add more pairs to train on.')
+  if not test:
+    print(f'[reward_model] no pair of {config.data.preference_pairs} is in the test split (by '
+          f'id): eval/reward_model_accuracy is on the training pairs.', flush=True)
+  return train, test or train
+
+
 def train_stage(config, stage, workdir, tokenizer, writer, offset):
   """Trains the reward model for config.steps steps and saves it; returns a summary."""
   directory = rundir.reward_model_dir(workdir)
@@ -95,13 +114,14 @@ def train_stage(config, stage, workdir, tokenizer, writer, offset):
     updates, o = tx.update(grads, o, p)
     return optax.apply_updates(p, updates), o, loss, accuracy
 
-  test = socialworld.generate('rater', 'test', config.seed, n=256)
+  train, test = _pairs(config)
   test_batch = (_encode(tokenizer, _texts(test, 'chosen')), _encode(tokenizer, _texts(test, 'rejected')))
   evaluate = jax.jit(lambda p, c, r: loss_fn(p, c, r)[1])
   started = time.perf_counter()
   for i in range(1, config.steps + 1):
-    pairs = socialworld.generate('rater', 'train', config.seed, n=pairs_per_step,
-                                 start=(i - 1) * pairs_per_step)
+    pairs = (sources.drawn(train, config.seed, i - 1, pairs_per_step) if train else
+             socialworld.generate('rater', 'train', config.seed, n=pairs_per_step,
+                                  start=(i - 1) * pairs_per_step))
     params, opt_state, loss, accuracy = step(
         params, opt_state, _encode(tokenizer, _texts(pairs, 'chosen')),
         _encode(tokenizer, _texts(pairs, 'rejected')))

@@ -3,8 +3,9 @@
   TextBatches     the grain pipeline (pipeline.lm_dataset); its iterator state is saved in
                   every checkpoint beside the model
   RolloutBatches  the RL algorithms' batches: SocialWorld scenario prompts drawn for the
-                  step (sources.scenario_prompts) and rolled out by a tomk.rollout.Rollouts;
-                  a pure function of (seed, step), so there is no iterator state to save
+                  step (sources.scenario_prompts), or the user's (data.prompts,
+                  sources.drawn), rolled out by a tomk.rollout.Rollouts; a pure function of
+                  (seed, step), so there is no iterator state to save
 
 Both answer next(state, step) -> (global batch on the mesh, host metrics).
 """
@@ -14,6 +15,7 @@ import grain
 import jax
 
 from tomk import sharding
+from tomk.data import jsonl
 from tomk.data import pipeline
 from tomk.data import sources
 
@@ -47,12 +49,18 @@ class RolloutBatches:
     self.rollouts, self.batch_sharding = rollouts, batch_sharding
     self.seed = config.seed
     self.families = tuple(config.rl.families.split(','))
+    # The user's prompts (data.prompts), read once; else SocialWorld scenarios each step.
+    self.prompts = ([{'conversation': c} for c in jsonl.read_prompts(config.data.prompts)]
+                    if config.data.prompts else None)
     self.prompts_per_step = config.batch_size // config.rl.num_samples
     self.tokens_per_step = config.batch_size * config.rl.max_new_tokens
 
   def next(self, state, step):
-    examples = sources.scenario_prompts(self.families, 'train', self.seed, step,
-                                        self.prompts_per_step)
+    if self.prompts:
+      examples = sources.drawn(self.prompts, self.seed, step, self.prompts_per_step)
+    else:
+      examples = sources.scenario_prompts(self.families, 'train', self.seed, step,
+                                          self.prompts_per_step)
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(self.seed), step), 1)
     batch, metrics = self.rollouts(state['params'], state['reference'], examples, key)
     return jax.device_put(batch, self.batch_sharding), metrics

@@ -27,6 +27,7 @@ import os
 import grain
 import numpy as np
 
+from tomk import config as config_lib, rundir
 from tomk.data import conversation
 from tomk.data import features
 from tomk.data import packing
@@ -42,9 +43,19 @@ TOKENIZER_DOCUMENTS = 10_000
 
 def check(config) -> None:
   """Errors for data settings (sources, mixture, featurizing, packing) before any data is read."""
-  sources.mixture(config.data)
-  features.check(config.data)
-  packing.packs_whole(config.data)
+  c = config_lib.Checker()
+  c.run(sources.mixture, config.data)
+  c.run(features.check, config.data)
+  c.run(packing.packs_whole, config.data)
+  c.run(sources.check_story_mix, config.data)
+  c.run(sources.check_user_files, config.data)
+  c.done()
+
+
+def check_data_dir(data_config) -> None:
+  """An error unless the data directory (datasets, tokenizers) can be written."""
+  rundir.check_writable_dir(sources.data_dir(data_config), 'the data directory '
+                            '(data.data_dir, $TOMK_DATA_DIR or ~/.cache/tomk)')
 
 
 def tokenizer_name(data_config) -> str:

@@ -31,8 +31,9 @@ import os
 from typing import Any, Callable, Sequence
 
 import grain
+import numpy as np
 
-from tomk import socialworld
+from tomk import config as config_lib, socialworld
 from tomk.data import chitchat
 from tomk.data import conversation
 from tomk.data import jsonl
@@ -63,6 +64,19 @@ def check_source(source: str, field: str = 'data.source') -> None:
                      f"(one conversation per line, see tomk/data/jsonl.py), or a SocialWorld "
                      f"family {SOCIALWORLD} ('scenarios' in a mixture: all six scenario "
                      f"families).")
+  if is_jsonl(source):
+    for path in sorted({source.format(split=s) for s in SPLITS[:3]} if '{split}' in source
+                       else {source}):
+      if not os.path.isfile(path):
+        raise ValueError(f'{field}={source!r}: {path} is not a file; give the path of a JSONL '
+                         f'file of conversations (one per line, see tomk/data/jsonl.py).')
+
+
+def check_story_mix(data_config) -> None:
+  try:
+    builders.story_options(data_config.story_mix)
+  except ValueError as e:
+    raise ValueError(f'data.{e}') from None
 
 
 def _jsonl_split(source: str, split: str) -> list[conversation.Conversation]:
@@ -209,6 +223,27 @@ def check_families(families: str) -> None:
   if unknown:
     raise ValueError(f'rl.families names {unknown}; use a comma-separated list of '
                      f'{",".join(scenarios.FAMILIES)}.')
+
+
+def drawn(records: Sequence[Any], seed: int, step: int, count: int) -> list:
+  """`count` of `records` for a step: each epoch is a permutation seeded by (seed, epoch), a
+  pure function of (seed, step), so a resumed run draws the same without iterator state."""
+  out = []
+  for i in range(step * count, (step + 1) * count):
+    epoch, position = divmod(i, len(records))
+    order = np.random.default_rng([seed, epoch]).permutation(len(records))
+    out.append(records[order[position]])
+  return out
+
+
+def check_user_files(data_config) -> None:
+  """Errors naming the file and line of any malformed record of the user's prompts or
+  preference pairs (each file is read once here, before anything runs)."""
+  c = config_lib.Checker()
+  for key, read in (('prompts', jsonl.read_prompts), ('preference_pairs', jsonl.read_pairs)):
+    if data_config[key]:
+      c.run(read, data_config[key])
+  c.done()
 
 
 def scenario_prompts(families: Sequence[str], split: str, seed: int, step: int, count: int):
