@@ -29,7 +29,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from tomk import algorithms, experiment, sharding, train
+from tomk import algorithms, cli, experiment, sharding, train
 from tomk.data import pipeline
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py[:arg]).',
@@ -202,4 +202,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

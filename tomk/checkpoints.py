@@ -68,12 +68,8 @@ def unreadable(workdir: str, stage: str, step: int) -> str | None:
   """Why checkpoint `step` of `stage` does not read back whole, or None if it does."""
   path = os.path.join(rundir.checkpoint_dir(workdir, stage), str(step))
   try:
-    state = os.path.join(path, 'state')
-    saved = ocp.StandardCheckpointHandler().metadata(epath.Path(state))
-    target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), dict(saved))
-    # Not closed after a failed read: closing it while tensorstore's reads of a damaged
-    # file are still being cancelled prints their tracebacks ("Event loop is closed").
-    ocp.StandardCheckpointer().restore(state, target)
+    if host_state(workdir, stage, step) is None:
+      raise FileNotFoundError(f'{path}/state is missing')
     with open(os.path.join(path, '_CHECKPOINT_METADATA')) as f:
       json.load(f)
     data = os.path.join(path, 'data')        # the grain iterator's state, JSON per process
@@ -121,6 +117,28 @@ def set_aside(workdir: str, stage: str, step: int, problem: str) -> None:
     multihost_utils.sync_global_devices(f'set_aside {stage} {step}')
 
 
+def host_state(workdir: str, stage: str, step: int) -> dict | None:
+  """The train state saved at `step` of `stage`, as host numpy arrays (no mesh needed), or
+  None if there is no such checkpoint."""
+  path = os.path.join(rundir.checkpoint_dir(workdir, stage), str(step), 'state')
+  if not os.path.isdir(path):
+    return None
+  # Into host numpy arrays: without a target orbax restores the saved sharding, which in a
+  # multi-process run spans devices this process cannot address.
+  saved = ocp.StandardCheckpointHandler().metadata(epath.Path(path))
+  target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), dict(saved))
+  checkpointer = ocp.StandardCheckpointer()
+  state = checkpointer.restore(path, target)   # on failure left open: _quiet_cancelled_reads
+  checkpointer.close()
+  return state
+
+
+def flat(tree) -> dict[str, np.ndarray]:
+  """{'params/behavior/...': array} of a nested tree."""
+  return {jax.tree_util.keystr(path): np.asarray(leaf)
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
 def set_aside_stage(workdir: str, stage: str, config, why: str) -> None:
   """Sets aside every checkpoint of `stage` (see set_aside), saying `why`."""
   if algorithms.forks_trainer(algorithms.get(config.algorithm)):
@@ -147,13 +165,7 @@ def load_run(workdir: str, step: int | None = None, stage: str | None = None):
     step = m.latest_step() if step is None else step
     if step is None:
       raise ValueError(f'{workdir} has no checkpoint yet; train it first with tomk.main.')
-  path = os.path.join(rundir.checkpoint_dir(workdir, policy), str(step), 'state')
-  # Into host numpy arrays: without a target orbax restores the saved sharding, which in a
-  # multi-process run spans devices this process cannot address.
-  saved = ocp.StandardCheckpointHandler().metadata(epath.Path(path))
-  target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), dict(saved))
-  with ocp.StandardCheckpointer() as checkpointer:
-    params = checkpointer.restore(path, target)['params']
+  params = host_state(workdir, policy, step)['params']
   tokenizer = pipeline.tokenizer_for(config.data)
   model = Model(ModelConfig.from_config({**config.model.to_dict(),
                                          'vocab_size': tokenizer.vocab_size}))

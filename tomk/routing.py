@@ -53,8 +53,9 @@ def token_nll(logits, batch, targets_key='targets'):
   return jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, targets[..., None], -1)[..., 0]
 
 
-def check_routes(objectives: list[Objective], routes: Routes) -> None:
-  """Validates a routing table against the objectives; errors say what to change."""
+def check_routes(objectives: list[Objective], routes: Routes, gates=None) -> None:
+  """Validates a routing table against the objectives and, if given, the names of the
+  algorithm's gates; errors say what to change."""
   names = {o.name for o in objectives}
   for name in routes:
     if name not in names:
@@ -68,6 +69,11 @@ def check_routes(objectives: list[Objective], routes: Routes) -> None:
       if partition in STREAMS and partition != o.stream:
         raise ValueError(f'objective {o.name!r} is a loss on the {o.stream} stream, so it has no '
                          f'gradient for {partition}; route it to {o.stream} and/or perception.')
+      weight = routes[o.name][partition]
+      if isinstance(weight, str) and gates is not None and weight not in gates:
+        raise ValueError(f'routes.{o.name}.{partition}={weight!r} is not a gate of this '
+                         f'algorithm; give a number or one of its gates '
+                         f'{sorted(gates) or "(it has none)"}.')
 
 
 def routed_partitions(routes: Routes) -> set[str]:

@@ -46,7 +46,7 @@ from typing import Any, Sequence
 from absl import app
 from absl import flags
 
-from tomk import config as config_lib
+from tomk import cli, config as config_lib
 from tomk import rundir
 from tomk.hyper import Point
 
@@ -397,4 +397,4 @@ def _define_flags():
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -275,6 +275,8 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
       bad = int(state['nonfinite_step'])
       if bad >= 0:
         writer.flush()
+        manager.wait_until_finished()      # the checkpoints saved so far, whole
+        manager.close()
         raise NonFiniteError(_nonfinite_message(stage, bad, epochs, recent.get(bad)))
       recent.clear()
       scalars = {**jax.device_get(step_metrics), **host_metrics}

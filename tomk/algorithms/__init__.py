@@ -23,7 +23,10 @@ its own with a loop of its own, not the three partitions through tomk.train, set
 FORKED_TRAINER = True and defines train_stage(config, stage, workdir, tokenizer, writer,
 offset) -> summary and trained(workdir) -> bool. reward_model is one.
 """
+import collections
 import importlib
+
+import jax.numpy as jnp
 
 from tomk import rewards, rl, routing
 from tomk.data import sources
@@ -55,4 +58,5 @@ def check(config) -> None:
     sources.check_families(config.rl.families)
     for name, spec in config.rewards.items():
       rewards.check_rl(spec, f'rewards.{name}')
-  routing.check_routes(algorithm.objectives(config), config.routes.to_dict())
+  gates = algorithm.gates(collections.defaultdict(lambda: jnp.zeros((1, 1))), config)
+  routing.check_routes(algorithm.objectives(config), config.routes.to_dict(), gates=set(gates))
