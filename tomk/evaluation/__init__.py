@@ -184,10 +184,12 @@ def save(workdir: str, results: dict, stage: str | None = None) -> None:
     return
   results = dict(results)
   rows = results.pop(SCENARIOS, None)
-  rundir.write_json(rundir.eval_path(workdir, stage), results)
+  # The rows first: eval/<stage>.json marks the stage evaluated (a run killed between the
+  # two files evaluates it again rather than go on without its rows).
   if rows is not None and stage is not None:
     rundir.write_text(rundir.scenarios_path(workdir, stage), ''.join(
         json.dumps({**row, 'step': results['step']}, sort_keys=True) + '\n' for row in rows))
+  rundir.write_json(rundir.eval_path(workdir, stage), results)
 
 
 # --- The table ----------------------------------------------------------------------------------
