@@ -220,3 +220,14 @@ def test_paired_differences_are_per_scenario_then_across_seeds(tmp_path):
   _scenario_run(tmp_path / 'd', 0, {'offer': [0.0] * 4})          # fewer scenarios
   with pytest.raises(ValueError, match='different scenarios'):
     compare.paired([str(tmp_path / 'a0')], [str(tmp_path / 'd')])
+
+
+def test_paired_compares_a_stage_with_the_one_it_started_from(tmp_path):
+  """--stage_a: one run's last stage against an earlier one, on the same scenarios."""
+  run = tmp_path / 'run'
+  _scenario_run(run, 0, {'offer': [0.0, 0.5, -1.0]}, stage='pretrain')
+  _scenario_run(run, 0, {'offer': [1.0, 0.5, 0.0]}, stage='oracle_control')
+  out, _ = compare.paired([str(run)], [str(run)], stage_a='pretrain')
+  assert out[('test', 'offer')].mean == pytest.approx((1.0 + 0 + 1.0) / 3)
+  same, _ = compare.paired([str(run)], [str(run)])       # the last stage against itself
+  assert same[('test', 'offer')].mean == 0.0

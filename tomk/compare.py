@@ -2,6 +2,7 @@
 
   python -m tomk.compare runs/lr-sweep [more sweepdirs or workdirs ...] [--out=DIR]
   python -m tomk.compare runs/rlhf runs/empathy --paired [--stage=S] [--out=DIR]
+  python -m tomk.compare runs/x runs/x --paired --stage_a=pretrain     # a stage against another
 
 A sweepdir (a directory of workdirs, e.g. from tomk.sweep) expands to its finished
 workdirs. Runs are grouped by their config: every key whose value differs between the
@@ -307,13 +308,14 @@ def scenario_rewards(workdir: str, stage: str | None = None) -> dict[tuple, floa
   return {(r['split'], r['family'], r['id']): r['partner_reward'] for r in rows}
 
 
-def paired(arm_a: Sequence[str], arm_b: Sequence[str], stage: str | None = None
-           ) -> tuple[dict[tuple[str, str], stats.Summary], list]:
+def paired(arm_a: Sequence[str], arm_b: Sequence[str], stage: str | None = None,
+           stage_a: str | None = None) -> tuple[dict[tuple[str, str], stats.Summary], list]:
   """({(split, family or 'all'): summary of B − A}, the seeds compared): per seed, the mean
   over the scenarios both arms scored of the difference of their true partner rewards;
   over one seed a t-interval across scenarios (training-seed variance left out), over
-  several a t-interval across the seeds' means."""
-  def by_seed(workdirs, arm):
+  several a t-interval across the seeds' means. `stage` is both arms' stage, `stage_a`
+  A's if it differs (a stage against the one it started from, in the same runs)."""
+  def by_seed(workdirs, arm, stage):
     out = {}
     for w in workdirs:
       seed = rundir.read_config(w).seed
@@ -322,7 +324,7 @@ def paired(arm_a: Sequence[str], arm_b: Sequence[str], stage: str | None = None
                          f'seed (a sweepdir of one setting).')
       out[seed] = scenario_rewards(w, stage)
     return out
-  a, b = by_seed(arm_a, 'A'), by_seed(arm_b, 'B')
+  a, b = by_seed(arm_a, 'A', stage_a or stage), by_seed(arm_b, 'B', stage)
   seeds = sorted(set(a) & set(b))
   if not seeds:
     raise ValueError(f'the two arms share no seed (A: {sorted(a)}, B: {sorted(b)}); a paired '
@@ -370,10 +372,11 @@ def main(argv):
         raise ValueError('--paired compares two arms: python -m tomk.compare A B --paired, '
                          'each a workdir or a sweepdir of seeds.')
       arms = [expand([path], log=print) for path in argv[1:]]
-      summaries, seeds = paired(*arms, stage=flags.FLAGS.stage)
+      summaries, seeds = paired(*arms, stage=flags.FLAGS.stage, stage_a=flags.FLAGS.stage_a)
       table = paired_table(summaries, len(seeds))
       caveat = '; one seed: training-seed variance left out' if len(seeds) == 1 else ''
-      print(f'Paired: true partner reward, B = {argv[2]} minus A = {argv[1]}, on the same '
+      a_stage = f' at {flags.FLAGS.stage_a}' if flags.FLAGS.stage_a else ''
+      print(f'Paired: true partner reward, B = {argv[2]} minus A = {argv[1]}{a_stage}, on the same '
             f'scenarios, seeds {seeds} (95 % CI{caveat}; a half-width of 0 means every '
             f'difference was 0, not that any would show)\n\n{table}')
       if flags.FLAGS.out:
@@ -393,4 +396,6 @@ if __name__ == '__main__':
                     'difference of their true partner rewards per family, with CIs.')
   flags.DEFINE_string('stage', None, 'With --paired: the stage whose evaluation to compare '
                       '(default: each run\'s last).')
+  flags.DEFINE_string('stage_a', None, "With --paired: arm A's stage, if not --stage (e.g. "
+                      'the stage the last one started from, A and B the same runs).')
   app.run(main)
