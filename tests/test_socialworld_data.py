@@ -415,3 +415,22 @@ def test_scenarios_from_the_partners_perspective_end_with_their_own_reaction():
   assert partner_view[-2].startswith(f'<other> {me}: {record["candidates"][0]}')
   with pytest.raises(ValueError, match='scenario_perspective'):
     builders.training_segments('preference_offer', record, perspective='self')
+
+
+def test_scenario_responses_show_one_scenario_with_several_responses():
+  """data.scenario_responses = k: documents i·k … i·k + k−1 are scenario i, each with
+  another candidate response and the partner's reaction to it; k = 1 is the one draw."""
+  examples = scenarios.generate('preference_offer', 'train', 0, n=2)
+  plain = [builders._record('preference_offer', e) for e in examples]
+  records = data_sources.Branches([{'record': json.dumps(r)} for r in plain], 3)
+  assert len(records) == 6 and records[4] is records[3] is records[5]
+  config = config_lib.base().data
+  config.scenario_responses = 3
+  docs = [features.rendered(config, 'preference_offer', records[i], i, seed=0)
+          for i in range(3, 6)]
+  assert docs[0][:-2] == docs[1][:-2] == docs[2][:-2]            # the same conversation
+  assert len({d[-2] for d in docs}) == 3                          # three responses
+  assert {d[-1] for d in docs} == {f'<other> {examples[1]["partner"]}: {r}<eot>'
+                                   for r in plain[1]['reactions']}
+  one = config_lib.base().data
+  assert features.rendered(one, 'preference_offer', records[4], 1, seed=0) == docs[0]

@@ -144,9 +144,11 @@ def parse_flags(argv):
   """absl's flag parsing with every error as one sentence (see the module docstring)."""
   try:
     spec = None
-    for arg in argv[1:]:
-      if arg.startswith('--config='):
-        spec = arg[len('--config='):]
+    for i, arg in enumerate(argv[1:], 1):
+      if arg.startswith(('--config=', '-config=')):
+        spec = arg.partition('=')[2]
+      elif arg in ('--config', '-config') and i + 1 < len(argv):
+        spec = argv[i + 1]
     config = load_config_file(spec) if spec else None
     for arg in argv[1:]:
       if arg.startswith('--config.'):

@@ -75,6 +75,11 @@ def base() -> ml_collections.ConfigDict:
       # SocialWorld scenarios as the 'model' saw them, or from the 'partner' side (their
       # turns, reaction included, are <self>: imitation and infer_reward learn the partner).
       scenario_perspective='model',
+      # Responses shown per training scenario: 1 = one candidate (drawn per scenario) and the
+      # partner's reaction to it; k > 1 = k documents of the same scenario, each a different
+      # candidate and its reaction, so the simulator sees one partner react to several
+      # responses and a reaction's sign must come from what the partner said or showed.
+      scenario_responses=1,
       switch_names_in_text=True,
       reward='constant', reward_value=1.0,
       # The observed reaction infer_reward regresses: a reward function name scoring each
@@ -245,6 +250,8 @@ def check(config) -> None:
   c.require(_count(d.vocab_size, 64), f'data.vocab_size={d.vocab_size!r}: set it to an integer '
             f'>= 64 (the tokenizer needs room for its role tokens).')
   c.require(_count(d.seq_len, 2), f'data.seq_len={d.seq_len!r}: set it to an integer >= 2.')
+  c.require(_count(d.scenario_responses), f'data.scenario_responses={d.scenario_responses!r}: '
+            f'set it to a positive integer (responses shown per training scenario).')
   if _count(d.seq_len) and _count(m.max_len):
     c.require(d.seq_len <= m.max_len, f'data.seq_len={d.seq_len} is longer than the model\'s '
               f'{m.max_len} positions (model.max_len); shorten it or raise model.max_len.')

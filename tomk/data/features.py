@@ -28,6 +28,7 @@ from tomk.data import chitchat
 from tomk.data import conversation
 from tomk.data import sources
 from tomk.socialworld import builders
+from tomk.socialworld import scenarios
 from tomk.socialworld import stories
 
 PERSPECTIVES = ('first', 'random', 'other')
@@ -67,8 +68,13 @@ def rendered(data_config, source: str, record, index: int, seed: int,
   if source in sources.SOCIALWORLD:
     if scenario_perspective is None:
       scenario_perspective = data_config.scenario_perspective
-    return builders.training_segments(source, builders.plain_record(record),
-                                      sources.seeded_int(f'{seed}:{source}:{index}'),
+    # With data.scenario_responses = k, documents index*k ... index*k + k-1 are one
+    # scenario shown with k consecutive candidates (sources.Branches).
+    record_index, response = ((index // data_config.scenario_responses,
+                               index % data_config.scenario_responses)
+                              if source in scenarios.FAMILIES else (index, 0))
+    draw = sources.seeded_int(f'{seed}:{source}:{record_index}') + response
+    return builders.training_segments(source, builders.plain_record(record), draw,
                                       switch_names, scenario_perspective)
   c = chitchat.to_conversation(record) if source == 'chitchat' else record
   c = conversation.switch(c, perspective_owner(c, index, data_config.perspective, seed))

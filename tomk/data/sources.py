@@ -157,6 +157,23 @@ def records_of(data_config, source: str, split: str) -> Sequence[Any]:
   return split_conversations(source, split, data_dir(data_config))[0]
 
 
+class Branches(Sequence[Any]):
+  """Each record k times in a row (data.scenario_responses): document i is record i // k,
+  shown with response i % k (features.rendered)."""
+
+  def __init__(self, records: Sequence[Any], k: int):
+    self.records, self.k = records, k
+
+  def __len__(self) -> int:
+    return len(self.records) * self.k
+
+  def __getitem__(self, i):
+    return self.records[int(i) // self.k]
+
+  def __getitems__(self, indices):
+    return read(self.records, [int(i) // self.k for i in indices])
+
+
 def read(records: Sequence[Any], indices: list[int]) -> list[Any]:
   # array_record reads many records at once ~4x faster than one by one.
   if hasattr(records, '__getitems__'):
@@ -200,6 +217,8 @@ def documents(data_config, split: str, *, seed: int, process_index: int, process
   parts, sources = [], []
   for number, source in enumerate(weights):
     records = records_of(data_config, source, split)
+    if source in scenarios.FAMILIES and data_config.scenario_responses > 1:
+      records = Branches(records, data_config.scenario_responses)
     indices = grain.MapDataset.range(len(records))[process_index::process_count]
     if len(indices) == 0:
       raise ValueError(f'The {split!r} split of {source!r} has {len(records)} documents, '
