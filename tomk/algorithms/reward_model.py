@@ -132,6 +132,7 @@ def train_stage(config, stage, workdir, tokenizer, writer, offset):
       writer.write(offset + i, scalars, stage=stage, algorithm='reward_model')
       print(f'[{stage}] step {i}/{config.steps}  ' +
             '  '.join(f'{k.split("/")[-1]} {v:.3f}' for k, v in scalars.items()), flush=True)
+  writer.flush()       # its metrics on disk before the model that marks the stage trained
   save(directory, params, model_config, tokenizer.path)
   print(f'[{stage}] done in {time.perf_counter() - started:.0f} s; saved {directory}', flush=True)
   return {'reward_model_accuracy': float(evaluate(params, *test_batch))}
