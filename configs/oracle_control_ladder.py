@@ -18,6 +18,13 @@ and the rollouts' true reward at the logged steps:
                                                                 paired +0.075 ± 0.121 (n = 60)
   from pretrain, T 0.7, top-k 20, lr 3e-3 (0.7,20,3e-3)        0.050 → 0.042   rollouts 0.00 (collapsed)
 
+Scored on 100 test scenarios a family instead (n = 600, --config.evaluation.scenarios_per_family=100,
+paired against the pretrain stage: python -m tomk.compare W W --paired --stage_a=pretrain):
+
+  from pretrain, T 0.7, top-k 20, lr 3e-4, 60 steps of batch 16     paired +0.032 ± 0.044
+  the same, 150 steps of batch 32 (branched from the run above)      paired +0.014 ± 0.045,
+                                                                      rollouts −0.09 … +0.16
+
 At temperature 1 the samples rarely name an item, so the reward has no variance; at 0.7
 with top-k 20 it has some (reward std 0.24–0.43 at most logged steps) and the true reward
 moves up, within its CI of 0. A ten-fold learning rate collapses the rollouts. (The first
