@@ -30,18 +30,48 @@ with top-k 20 it has some (reward std 0.24–0.43 at most logged steps) and the 
 moves up, within its CI of 0. A ten-fold learning rate collapses the rollouts. (The first
 three rows: `--config.curriculum=...` on configs/oracle_control.py.)
 """
+import re
+
+import numpy as np
+
 from configs import oracle_control
+
+# 'We have tea and coffee.', 'The options are tea or coffee.', 'There is tea or coffee.', or a
+# list 'We have a, b and c.': the options a SocialWorld partner's request names.
+_OPTIONS = re.compile(r'(?:We have|The options are|There is) ([^.?!]+)[.?!]')
+
+
+def names_an_option(prompts, responses):
+  """1 where the response names one of the options the conversation lists, else 0: a
+  reward for offering something at all (which one, the partner's wants decide). It reads
+  only the text, as any reward function: rewards.extrinsic=configs.oracle_control_ladder:names_an_option."""
+  out = []
+  for prompt, response in zip(prompts, responses):
+    found = _OPTIONS.findall(prompt)
+    options = re.split(r',\s*|\s+(?:and|or)\s+', found[-1]) if found else []
+    said = response.lower()
+    out.append(float(any(o.strip() and re.search(rf'\b{re.escape(o.strip().lower())}\b', said)
+                         for o in options)))
+  return np.asarray(out, np.float32)
 
 
 def get_config(arg=None):
   if not arg or arg == 'smoke':
     raise ValueError('configs/oracle_control_ladder.py needs a rung: '
-                     '"temperature,top_k,learning_rate", e.g. 0.7,20,3e-4.')
-  temperature, top_k, learning_rate = arg.split(',')
+                     '"temperature,top_k,learning_rate[,offer_steps]", e.g. 0.7,20,3e-4.')
+  temperature, top_k, learning_rate, *offer = arg.split(',')
   config = oracle_control.get_config()
   config.curriculum = 'pretrain,reward_model,oracle_control'
+  rl = {'temperature': float(temperature), 'top_k': int(top_k)}
+  optimizer = {p: {'learning_rate': float(learning_rate), 'warmup_steps': 5}
+               for p in ('perception', 'behavior', 'prediction')}
   stage = config.stages.oracle_control
-  stage.rl = {'temperature': float(temperature), 'top_k': int(top_k)}
-  stage.optimizer = {p: {'learning_rate': float(learning_rate), 'warmup_steps': 5}
-                     for p in ('perception', 'behavior', 'prediction')}
+  stage.rl, stage.optimizer = rl, optimizer
+  if offer:
+    # A stage before the control that rewards naming any option (names_an_option): a policy
+    # that offers something, for the control to rank the offers.
+    config.stages.offer = dict(algorithm='rlhf', steps=int(offer[0]), batch_size=stage.batch_size,
+                               rl=rl, optimizer=optimizer,
+                               rewards={'extrinsic': 'configs.oracle_control_ladder:names_an_option'})
+    config.curriculum = 'pretrain,reward_model,offer,oracle_control'
   return config
