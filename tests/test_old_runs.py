@@ -1,6 +1,9 @@
 """Runs made by older code keep working: they evaluate, resume and can be branched from,
-giving what that code gave, bit for bit (tests/fixtures/b658a66/README.md says how they
-were made). Metric and objective names renamed since are compared under today's names."""
+giving what that code gave (tests/fixtures/b658a66/README.md says how they were made):
+the same structure, texts and counts, and floats to a relative 1e-5, as XLA compiles other
+CPU code on another host (the last bits of a loss differ between this host and the one
+that made the fixture; on one host the same code gives the same bits, tests/test_run.py).
+Metric and objective names renamed since are compared under today's names."""
 import json
 import os
 import shutil
@@ -35,6 +38,22 @@ def _metrics(workdir):
 def _eval(workdir, stage=None):
   with open(rundir.eval_path(str(workdir), stage)) as f:
     return json.load(f)
+
+
+def _close(a, b, where='') -> None:
+  """a == b, but floats to a relative 1e-5 (see the module docstring)."""
+  if isinstance(a, float) or isinstance(b, float):
+    assert a == pytest.approx(b, rel=1e-5, abs=1e-7), where
+  elif isinstance(a, dict) and isinstance(b, dict):
+    assert sorted(a) == sorted(b), where
+    for key in a:
+      _close(a[key], b[key], f'{where}/{key}')
+  elif isinstance(a, list) and isinstance(b, list):
+    assert len(a) == len(b), where
+    for i, (x, y) in enumerate(zip(a, b)):
+      _close(x, y, f'{where}[{i}]')
+  else:
+    assert a == b, where
 
 
 def test_the_old_run_is_read_under_todays_names():
@@ -72,7 +91,7 @@ def test_an_old_run_evaluates_as_it_did(data_dir, tmp_path):
                           timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   # The reward-model score too: read with the run's tokenizer, not the path it was saved at.
-  assert _eval(workdir, 'empathy') == _eval(EMPATHY, 'empathy')
+  _close(_eval(workdir, 'empathy'), _eval(EMPATHY, 'empathy'))
   assert _eval(workdir, 'empathy')['kindness']['test']['third_party']['reward_model'] is not None
 
 
@@ -88,9 +107,9 @@ def test_an_old_run_resumes_as_it_ran(data_dir, tmp_path):
   # Its own config.json, as a run is resumed whose config file has changed since.
   result = run_main(workdir, config=f'configs/from_json.py:{rundir.config_path(str(workdir))}')
   assert '[empathy] done' in result.stdout and '[pretrain] done' not in result.stdout
-  assert _metrics(workdir) == _metrics(EMPATHY)
-  assert _eval(workdir, 'empathy') == _eval(EMPATHY, 'empathy')
-  assert _eval(workdir) == _eval(EMPATHY)
+  _close(_metrics(workdir), _metrics(EMPATHY))
+  _close(_eval(workdir, 'empathy'), _eval(EMPATHY, 'empathy'))
+  _close(_eval(workdir), _eval(EMPATHY))
 
 
 @KINDNESS_CURRICULUM
@@ -103,5 +122,5 @@ def test_a_branch_from_an_old_run_trains_as_the_old_code_did(data_dir, tmp_path)
                     config='configs/rlhf.py:smoke')
   assert '[branch] copied' in result.stdout and '[rlhf] done' in result.stdout
   assert '[pretrain] done' not in result.stdout
-  assert _metrics(workdir) == _metrics(RLHF)
-  assert _eval(workdir, 'rlhf') == _eval(RLHF, 'rlhf')
+  _close(_metrics(workdir), _metrics(RLHF))
+  _close(_eval(workdir, 'rlhf'), _eval(RLHF, 'rlhf'))

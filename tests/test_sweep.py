@@ -173,7 +173,7 @@ def test_cli_print_commands_and_failure_exit_code(data_dir, tmp_path):
   with open(tmp_path / 'bad' / 'sweep.json') as f:
     point, = json.load(f)['points']
   assert point['status'] == 'failed' and point['exit_code'] == 1
-  assert 'batch_size must be positive' in point['error']
+  assert 'batch_size=0: set it to a positive integer' in point['error']
 
 
 # --- Real sweeps of the smoke config ---------------------------------------------------------

@@ -396,6 +396,5 @@ if __name__ == '__main__':
                     'difference of their true partner rewards per family, with CIs.')
   flags.DEFINE_string('stage', None, 'With --paired: the stage whose evaluation to compare '
                       '(default: each run\'s last).')
-  flags.DEFINE_string('stage_a', None, "With --paired: arm A's stage, if not --stage (e.g. "
-                      'the stage the last one started from, A and B the same runs).')
+  flags.DEFINE_string('stage_a', None, "With --paired: arm A's stage if not --stage.")
   app.run(main)

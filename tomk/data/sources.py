@@ -65,11 +65,10 @@ def check_source(source: str, field: str = 'data.source') -> None:
                      f"family {SOCIALWORLD} ('scenarios' in a mixture: all six scenario "
                      f"families).")
   if is_jsonl(source):
-    for path in sorted({source.format(split=s) for s in SPLITS[:3]} if '{split}' in source
-                       else {source}):
-      if not os.path.isfile(path):
-        raise ValueError(f'{field}={source!r}: {path} is not a file; give the path of a JSONL '
-                         f'file of conversations (one per line, see tomk/data/jsonl.py).')
+    path = source.format(split='train') if '{split}' in source else source
+    if not os.path.isfile(path):   # (a missing split of '{split}' files: _jsonl_split)
+      raise ValueError(f'{field}={source!r}: {path} is not a file; give the path of a JSONL '
+                       f'file of conversations (one per line, see tomk/data/jsonl.py).')
 
 
 def check_story_mix(data_config) -> None:
