@@ -27,6 +27,7 @@ paired against the pretrain stage: python -m tomk.compare W W --paired --stage_a
   0.7,20,3e-4,60: an 'offer' stage first (rlhf on names_an_option,    pretrain → offer +0.039 ± 0.049
   60 steps of batch 16; the share of samples naming an option         offer → control  +0.027 ± 0.027
   0.19 → 0.25–0.38), then the control (60 steps)                      pretrain → control +0.066 ± 0.043
+  the same with 150 control steps (--config.stages.oracle_control.steps=150)  offer → control +0.004 ± 0.026
 
 At temperature 1 the samples rarely name an item, so the reward has no variance; at 0.7
 with top-k 20 it has some (reward std 0.24–0.43 at most logged steps) and the true reward
