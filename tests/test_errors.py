@@ -72,7 +72,7 @@ BAD = [
     # Settings: every problem of the config at once.
     (PRETRAIN, ['--config.steps=0', '--config.batch_size=0', '--config.model.num_heads=3'],
      ['3 settings need changing', 'steps=0', 'batch_size=0', 'model.num_heads=3']),
-    (PRETRAIN, ['--config.data.seq_len=4096'], ['data.seq_len=4096', 'model.max_len']),
+    (PRETRAIN, ['--config.data.seq_len=1'], ['data.seq_len=1', '>= 2']),
     (PRETRAIN, ['--config.optimizer.behavior.learning_rate=-1.0'],
      ['optimizer.behavior.learning_rate', 'frozen']),
     (PRETRAIN, ['--config.optimizer.prediction.schedule=cos'], ['schedule', 'cosine']),
@@ -100,6 +100,9 @@ BAD = [
     (RLHF, ['--config.data.prompts={tmp}/bad.jsonl'], ['bad.jsonl:2', 'not valid JSON']),
     (RLHF, ['--config.data.prompts={tmp}/noself.jsonl'], ['noself.jsonl:1', '"self"']),
     (RLHF, ['--config.data.prompts={tmp}/blank.jsonl'], ['blank.jsonl holds no prompts']),
+    (RLHF, ['--config.data.prompts={tmp}/noturns.jsonl'], ['noturns.jsonl:1', 'empty']),
+    ('configs/oracle_control.py:smoke', ['--config.data.prompts={tmp}/noself.jsonl'],
+     ['oracle_control', 'ground truth']),
     (RLHF, ['--config.data.preference_pairs={tmp}/nochosen.jsonl'],
      ['nochosen.jsonl:1', '"chosen"']),
     # Paths.
@@ -116,6 +119,7 @@ def test_bad_input_is_one_sentence(config, overrides, words, tmp_path, capsys, d
   _file(tmp_path, 'bad.jsonl', json.dumps(PROMPT) + '\n{"self": "Sam", "turns": [\n')
   _file(tmp_path, 'noself.jsonl', json.dumps({**PROMPT, 'self': ''}) + '\n')
   _file(tmp_path, 'blank.jsonl', '\n\n')
+  _file(tmp_path, 'noturns.jsonl', json.dumps({**PROMPT, 'turns': []}) + '\n')
   _file(tmp_path, 'nochosen.jsonl', json.dumps({**PROMPT, 'rejected': 'No.'}) + '\n')
   _file(tmp_path, 'a_file', 'not a directory')
   workdir = tmp_path / 'w'
@@ -236,7 +240,9 @@ def test_an_unreadable_newest_checkpoint_is_set_aside(pretrain_smoke, tmp_path, 
   shutil.copytree(pretrain_smoke[0], workdir)
   config = rundir.read_config(workdir)
   FAULTS[fault](os.path.join(rundir.checkpoint_dir(workdir, 'pretrain'), '20'))
-  assert checkpoints.latest_step(workdir, 'pretrain', config) == 15
+  assert checkpoints.latest_step(workdir, 'pretrain', config) == 20   # reading only (a
+  assert not os.path.exists(rundir.unreadable_dir(workdir))          # branch's source)
+  assert checkpoints.latest_step(workdir, 'pretrain', config, repair=True) == 15
   out = capsys.readouterr().out
   assert 'checkpoint of step 20 set aside' in out and 'resumes from the checkpoint before' in out
   assert os.listdir(os.path.join(rundir.unreadable_dir(workdir), 'pretrain')) == ['20']

@@ -115,7 +115,7 @@ def per_device_bytes(abstract_tree) -> int:
 
 def compile_report(config, devices) -> dict:
   """Compiles config's train step on `devices`; returns sizes (bytes) and timings (s)."""
-  stages = experiment.check(config)
+  stages = experiment.check(config, device_count=len(devices))
   lm_stages = [(n, c) for n, c in stages if algorithms.get(c.algorithm).DATA == 'lm']
   if not lm_stages:
     raise ValueError(f'tomk.aot compiles language-model steps (algorithms whose DATA is "lm"); '

@@ -37,31 +37,36 @@ def manager(workdir: str, stage: str, keep: int | None = None) -> ocp.Checkpoint
       options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True))
 
 
-def latest_step(workdir: str, stage: str, config) -> int | None:
-  """The last step of `stage` that is saved and readable, or None if none is.
+def latest_step(workdir: str, stage: str, config, repair: bool = False) -> int | None:
+  """The last step of `stage` that is saved (and, with `repair`, readable), or None.
 
-  A checkpoint that does not read back whole (a truncated file, garbage metadata, a
-  missing directory: faults of the disk, not of a kill, since orbax renames a checkpoint
-  into place only once written) is reported and moved aside (unreadable_dir), and the one
-  before it is used: the run resumes from the last good checkpoint.
+  repair (a run resuming its own workdir): a checkpoint that does not read back whole (a
+  truncated file, garbage metadata, a missing directory: faults of the disk, not of a
+  kill, since orbax renames a checkpoint into place only once written) is reported and
+  moved aside (unreadable_dir), and the one before it is used: the run resumes from the
+  last good checkpoint. Process 0 decides and moves; every process gets its answer.
   """
   algorithm = algorithms.get(config.algorithm)
   if algorithms.forks_trainer(algorithm):
     # Saved once, when trained; until then the stage has not started (its metrics, if any,
     # are redone).
     return config.steps if algorithm.trained(workdir) else None
-  if not os.path.isdir(rundir.checkpoint_dir(workdir, stage)):
-    return None
-  while True:
-    with manager(workdir, stage) as m:
-      step = m.latest_step()
-    if step is None:
-      return None
-    problem = unreadable(workdir, stage, step)
-    if problem is None:
-      return step
-    set_aside(workdir, stage, step, f'it does not read back ({problem}); the run resumes '
-              f'from the checkpoint before it')
+  step = None
+  if os.path.isdir(rundir.checkpoint_dir(workdir, stage)) and (
+      jax.process_index() == 0 or not repair):
+    while True:
+      with manager(workdir, stage) as m:
+        step = m.latest_step()
+      problem = unreadable(workdir, stage, step) if repair and step is not None else None
+      if problem is None:
+        break
+      set_aside(workdir, stage, step, f'it does not read back ({problem}); the run resumes '
+                f'from the checkpoint before it')
+  if repair and jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    step = int(multihost_utils.broadcast_one_to_all(np.int32(-1 if step is None else step)))
+    step = None if step < 0 else step
+  return step
 
 
 def unreadable(workdir: str, stage: str, step: int) -> str | None:
@@ -101,20 +106,17 @@ def _quiet_cancelled_reads():
 
 
 def set_aside(workdir: str, stage: str, step: int, problem: str) -> None:
-  """Moves checkpoint `step` of `stage` to W/checkpoints-unreadable/ and says why."""
+  """Moves checkpoint `step` of `stage` to W/checkpoints-unreadable/ and says why (process 0
+  only: latest_step and set_aside_stage call it there)."""
   source = os.path.join(rundir.checkpoint_dir(workdir, stage), str(step))
   target = os.path.join(rundir.unreadable_dir(workdir), stage.replace('/', '_'), str(step))
-  if jax.process_index() == 0:
-    n = 0
-    while os.path.exists(f'{target}.{n}' if n else target):
-      n += 1
-    target = f'{target}.{n}' if n else target
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    os.replace(source, target)
-    print(f'[{stage}] checkpoint of step {step} set aside to {target}: {problem}.', flush=True)
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices(f'set_aside {stage} {step}')
+  n = 0
+  while os.path.exists(f'{target}.{n}' if n else target):
+    n += 1
+  target = f'{target}.{n}' if n else target
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  os.replace(source, target)
+  print(f'[{stage}] checkpoint of step {step} set aside to {target}: {problem}.', flush=True)
 
 
 def host_state(workdir: str, stage: str, step: int) -> dict | None:
@@ -128,9 +130,10 @@ def host_state(workdir: str, stage: str, step: int) -> dict | None:
   saved = ocp.StandardCheckpointHandler().metadata(epath.Path(path))
   target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), dict(saved))
   checkpointer = ocp.StandardCheckpointer()
-  state = checkpointer.restore(path, target)   # on failure left open: _quiet_cancelled_reads
-  checkpointer.close()
-  return state
+  try:
+    return checkpointer.restore(path, target)
+  finally:
+    checkpointer.close()      # after a failed read, see _quiet_cancelled_reads
 
 
 def flat(tree) -> dict[str, np.ndarray]:
@@ -143,12 +146,14 @@ def set_aside_stage(workdir: str, stage: str, config, why: str) -> None:
   """Sets aside every checkpoint of `stage` (see set_aside), saying `why`."""
   if algorithms.forks_trainer(algorithms.get(config.algorithm)):
     return            # its model does not depend on the stages before it
-  if not os.path.isdir(rundir.checkpoint_dir(workdir, stage)):
-    return
-  with manager(workdir, stage) as m:
-    steps = sorted(m.all_steps(), reverse=True)
-  for step in steps:
-    set_aside(workdir, stage, step, why)
+  if jax.process_index() == 0 and os.path.isdir(rundir.checkpoint_dir(workdir, stage)):
+    with manager(workdir, stage) as m:
+      steps = sorted(m.all_steps(), reverse=True)
+    for step in steps:
+      set_aside(workdir, stage, step, why)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(f'set_aside_stage {stage}')
 
 
 def load_run(workdir: str, step: int | None = None, stage: str | None = None):
@@ -165,7 +170,10 @@ def load_run(workdir: str, step: int | None = None, stage: str | None = None):
     step = m.latest_step() if step is None else step
     if step is None:
       raise ValueError(f'{workdir} has no checkpoint yet; train it first with tomk.main.')
-  params = host_state(workdir, policy, step)['params']
+  state = host_state(workdir, policy, step)
+  if state is None:
+    raise ValueError(f'{workdir} has no checkpoint of step {step} of stage {policy}.')
+  params = state['params']
   tokenizer = pipeline.tokenizer_for(config.data)
   model = Model(ModelConfig.from_config({**config.model.to_dict(),
                                          'vocab_size': tokenizer.vocab_size}))

@@ -22,7 +22,7 @@ import os
 import sys
 import traceback
 
-from absl import flags
+from absl import app, flags
 import ml_collections
 
 from tomk import config as config_lib
@@ -169,8 +169,11 @@ def errors_in_one_line(main):
   def wrapped(argv):
     try:
       return main(argv)
-    except (ValueError, FloatingPointError) as e:
+    except (ValueError, FloatingPointError, flags.Error) as e:
       fail(str(e))
+    except app.UsageError as e:
+      fail(f'{e}; see python -m {sys.modules[main.__module__].__spec__.name} --helpshort.'
+           if sys.modules[main.__module__].__spec__ else str(e))
     except OSError as e:
       fail(os_error(e))
   return wrapped

@@ -252,9 +252,6 @@ def check(config) -> None:
   c.require(_count(d.seq_len, 2), f'data.seq_len={d.seq_len!r}: set it to an integer >= 2.')
   c.require(_count(d.scenario_responses), f'data.scenario_responses={d.scenario_responses!r}: '
             f'set it to a positive integer (responses shown per training scenario).')
-  if _count(d.seq_len) and _count(m.max_len):
-    c.require(d.seq_len <= m.max_len, f'data.seq_len={d.seq_len} is longer than the model\'s '
-              f'{m.max_len} positions (model.max_len); shorten it or raise model.max_len.')
   for name, o in config.optimizer.items():
     key = f'optimizer.{name}'
     c.require(_number(o.learning_rate) and o.learning_rate > 0,

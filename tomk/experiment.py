@@ -18,7 +18,7 @@ from tomk import (algorithms, branch, checkpoints, config as config_lib, curricu
 from tomk.data import pipeline
 
 
-def check(config, workdir: str | None = None) -> list:
+def check(config, workdir: str | None = None, device_count: int | None = None) -> list:
   """Every stage of `config` checked by each module that owns some of its settings, and the
   workdir, before anything runs: every problem found, reported together (config.Problems).
   Returns the stages (curriculum.stages)."""
@@ -29,8 +29,9 @@ def check(config, workdir: str | None = None) -> list:
   for name, stage_config in stages:
     stage = config_lib.Checker()
     for check_settings in (config_lib.check, algorithms.check, pipeline.check, train.check,
-                           evaluation.check, optimizer.check, sharding.check_mesh):
+                           evaluation.check, optimizer.check):
       stage.run(check_settings, stage_config)
+    stage.run(sharding.check_mesh, stage_config, device_count)
     for message in stage.messages:
       where.setdefault(message, []).append(name)
   for message, names in where.items():
@@ -86,7 +87,7 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
       checkpoints.set_aside_stage(workdir, name, stage_config, f'{unfinished} resumes before '
                                   f'its end')
       continue
-    latest = checkpoints.latest_step(workdir, name, stage_config)
+    latest = checkpoints.latest_step(workdir, name, stage_config, repair=True)
     if latest is not None:
       resume_step = offset + latest
     if latest is None or latest < stage_config.steps:

@@ -33,9 +33,10 @@ def mesh_shape(mesh_config, device_count: int) -> tuple[int, ...]:
   return tuple(sizes)
 
 
-def check_mesh(config) -> None:
-  """An error unless config.mesh fits the devices and config.batch_size splits over them."""
-  shape = dict(zip(AXES, mesh_shape(config.mesh, jax.device_count())))
+def check_mesh(config, device_count: int | None = None) -> None:
+  """An error unless config.mesh fits the devices (default: jax's) and config.batch_size
+  splits over them."""
+  shape = dict(zip(AXES, mesh_shape(config.mesh, device_count or jax.device_count())))
   _check_divides(config.batch_size, math.prod(shape[a] for a in BATCH_AXES), jax.process_count())
 
 

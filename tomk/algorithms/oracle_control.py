@@ -24,6 +24,13 @@ objectives = rlhf.objectives
 gates = rlhf.gates
 
 
+def check(config) -> None:
+  if config.data.prompts:
+    raise ValueError(f'oracle_control scores SocialWorld scenarios by their ground truth, but '
+                     f'data.prompts={config.data.prompts!r} gives prompts of your own, which '
+                     f'have none; unset it for this stage.')
+
+
 def scenario(conversation_id: str) -> dict:
   """The SocialWorld scenario a prompt came from, with its ground truth."""
   family, split, seed, index = conversation_id.rsplit('-', 3)

@@ -64,7 +64,10 @@ def parse_prompt(line: str, where: str, default_id: str = '') -> conversation.Co
   if not isinstance(speaker, str) or not speaker:
     raise ValueError(f'{where}: "self" must name the speaker the model plays, e.g. {PROMPT}.')
   c = parse_line(line, where, default_id)
-  if c.turns and c.turns[-1].speaker == speaker:
+  if not c.turns:
+    raise ValueError(f'{where}: "turns" is empty; a prompt holds the conversation so far, at '
+                     f'least one turn of someone else, e.g. {PROMPT}.')
+  if c.turns[-1].speaker == speaker:
     raise ValueError(f'{where}: the last turn is already {speaker!r}\'s; a prompt ends where '
                      f'"self" speaks next.')
   return conversation.switch(c, speaker)

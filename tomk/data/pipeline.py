@@ -54,8 +54,11 @@ def check(config) -> None:
 
 def check_data_dir(data_config) -> None:
   """An error unless the data directory (datasets, tokenizers) can be written."""
-  rundir.check_writable_dir(sources.data_dir(data_config), 'the data directory '
-                            '(data.data_dir, $TOMK_DATA_DIR or ~/.cache/tomk)')
+  directory = sources.data_dir(data_config)
+  what = 'the data directory (data.data_dir, $TOMK_DATA_DIR or ~/.cache/tomk)'
+  if os.path.isdir(directory):
+    return        # it may hold every dataset and tokenizer already (a shared, read-only cache)
+  rundir.check_writable_dir(directory, what)
 
 
 def tokenizer_name(data_config) -> str:
