@@ -44,29 +44,26 @@ def latest_step(workdir: str, stage: str, config, repair: bool = False) -> int |
   truncated file, garbage metadata, a missing directory: faults of the disk, not of a
   kill, since orbax renames a checkpoint into place only once written) is reported and
   moved aside (unreadable_dir), and the one before it is used: the run resumes from the
-  last good checkpoint. Process 0 decides and moves; every process gets its answer.
+  last good checkpoint. Every process judges the same files; process 0 moves them.
   """
   algorithm = algorithms.get(config.algorithm)
   if algorithms.forks_trainer(algorithm):
     # Saved once, when trained; until then the stage has not started (its metrics, if any,
     # are redone).
     return config.steps if algorithm.trained(workdir) else None
-  step = None
-  if os.path.isdir(rundir.checkpoint_dir(workdir, stage)) and (
-      jax.process_index() == 0 or not repair):
-    while True:
-      with manager(workdir, stage) as m:
-        step = m.latest_step()
-      problem = unreadable(workdir, stage, step) if repair and step is not None else None
-      if problem is None:
-        break
+  if not os.path.isdir(rundir.checkpoint_dir(workdir, stage)):
+    return None
+  with manager(workdir, stage) as m:
+    steps = sorted(m.all_steps(), reverse=True)
+  for step in steps:
+    problem = unreadable(workdir, stage, step) if repair else None
+    if problem is None:
+      return step
+    # Every process reads the same files and so reaches the same step; process 0 moves them.
+    if jax.process_index() == 0:
       set_aside(workdir, stage, step, f'it does not read back ({problem}); the run resumes '
                 f'from the checkpoint before it')
-  if repair and jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    step = int(multihost_utils.broadcast_one_to_all(np.int32(-1 if step is None else step)))
-    step = None if step < 0 else step
-  return step
+  return None
 
 
 def unreadable(workdir: str, stage: str, step: int) -> str | None:
@@ -151,9 +148,6 @@ def set_aside_stage(workdir: str, stage: str, config, why: str) -> None:
       steps = sorted(m.all_steps(), reverse=True)
     for step in steps:
       set_aside(workdir, stage, step, why)
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices(f'set_aside_stage {stage}')
 
 
 def load_run(workdir: str, step: int | None = None, stage: str | None = None):
