@@ -17,9 +17,10 @@ wrote equals what an uninterrupted run writes.
      step         a training progress line printed ('[stage] step k/n')
    Where each kill landed is logged: the event, the last line the run printed and the
    unfinished files it left (*.tmp, *-tmp*).
-3. Compared with the reference, byte for byte: metrics.jsonl, eval/*.json,
-   eval/*.scenarios.jsonl, eval.json and report.md; and the parameters (numpy arrays) of
-   every stage's last checkpoint. provenance.json (times, hosts) is not compared.
+3. Compared with the reference: metrics.jsonl and every evaluation (eval/<stage>.json,
+   eval/<stage>.scenarios.jsonl, eval.json) as tomk.reproduce compares them, report.md
+   byte for byte, and the parameters (numpy arrays) of every stage's last checkpoint.
+   provenance.json (times, hosts) is not compared.
 
 Exit code 0 iff every point was reached and every resumed run is identical. Runs share
 one XLA compilation cache (OUT/jax-cache) and, but for data_build, one data directory.
@@ -39,8 +40,9 @@ import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from tomk import reproduce  # noqa: E402  (the repository's, whichever tomk is installed)
 EVENTS = ('data_build', 'checkpoint', 'evaluation', 'stage_end', 'report', 'step')
-COMPARED = ('metrics.jsonl', 'eval.json', 'report.md', 'eval/*.json', 'eval/*.scenarios.jsonl')
 
 
 class Watch:
@@ -137,43 +139,32 @@ def environment(out: str, data_dir: str) -> dict:
 
 
 def plan(counts: dict, points: int) -> list[tuple[str, int]]:
-  """`points` kill points spread over the events the reference run had: one data_build,
-  then the other events in turn, each at occurrences spread over the run."""
+  """`points` kill points over the events the reference run had: one data_build, the rest
+  dealt to the other kinds of event in turn, each kind's occurrences spread over the run."""
   kinds = [e for e in EVENTS if e != 'data_build' and counts.get(e)]
+  taken, left = dict.fromkeys(kinds, 0), points - 1
+  while left > 0 and any(taken[k] < counts[k] for k in kinds):
+    for kind in kinds:
+      if left > 0 and taken[kind] < counts[kind]:
+        taken[kind], left = taken[kind] + 1, left - 1
   chosen = [('data_build', 1)] if points else []
-  per_kind = {k: [] for k in kinds}
-  i = 0
-  while len(chosen) + sum(map(len, per_kind.values())) < points and kinds:
-    kind = kinds[i % len(kinds)]
-    i += 1
-    if len(per_kind[kind]) < counts[kind]:
-      per_kind[kind].append(None)
-    elif all(len(per_kind[k]) >= counts[k] for k in kinds):
-      break
-  for kind, slots in per_kind.items():
-    n = len(slots)
-    for j in range(n):       # occurrences spread evenly over 1..count
-      chosen.append((kind, 1 + round(j * (counts[kind] - 1) / max(n - 1, 1)) if n > 1 else
-                     max(1, counts[kind] // 2)))
-  return chosen[:points]
+  for kind, n in taken.items():
+    chosen += [(kind, 1 + round(j * (counts[kind] - 1) / (n - 1)) if n > 1 else
+                max(1, counts[kind] // 2)) for j in range(n)]
+  return chosen
 
 
 def identical(reference: str, workdir: str) -> list[str]:
-  """What differs between two workdirs (COMPARED files' bytes, last checkpoints' arrays)."""
-  differ = []
-  for pattern in COMPARED:
-    names = sorted({os.path.relpath(p, root) for root in (reference, workdir)
-                    for p in glob.glob(os.path.join(root, pattern))})
-    for name in names:
-      a, b = (os.path.join(root, name) for root in (reference, workdir))
-      if not (os.path.exists(a) and os.path.exists(b)):
-        differ.append(f'{name} (only in one)')
-      else:
-        with open(a, 'rb') as fa, open(b, 'rb') as fb:
-          if fa.read() != fb.read():
-            differ.append(name)
-  differ += _differing_parameters(reference, workdir)
-  return differ
+  """What differs between two workdirs: metrics.jsonl and every evaluation as tomk.reproduce
+  compares them, report.md's bytes, every stage's last parameters."""
+  differ = [message for same, message in (reproduce.compare_metrics(reference, workdir),
+                                          reproduce.compare_evaluations(reference, workdir))
+            if not same]
+  reports = [os.path.join(root, 'report.md') for root in (reference, workdir)]
+  if any(not os.path.exists(p) for p in reports) or len({open(p, 'rb').read()
+                                                         for p in reports}) > 1:
+    differ.append('report.md')
+  return differ + _differing_parameters(reference, workdir)
 
 
 def _differing_parameters(reference: str, workdir: str) -> list[str]:

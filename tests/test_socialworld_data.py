@@ -420,17 +420,25 @@ def test_scenarios_from_the_partners_perspective_end_with_their_own_reaction():
 def test_scenario_responses_show_one_scenario_with_several_responses():
   """data.scenario_responses = k: documents i·k … i·k + k−1 are scenario i, each with
   another candidate response and the partner's reaction to it; k = 1 is the one draw."""
+  class Bytes:                 # one id per byte: the featurized document decodes to its text
+    self_id, eos_id = -1, 0
+    def encode_batch(self, texts):
+      return [list(t.encode()) for t in texts]
+
   examples = scenarios.generate('preference_offer', 'train', 0, n=2)
   plain = [builders._record('preference_offer', e) for e in examples]
-  records = data_sources.Branches([{'record': json.dumps(r)} for r in plain], 3)
-  assert len(records) == 6 and records[4] is records[3] is records[5]
+  records = [{'record': json.dumps(r)} for r in plain]
+  branches = data_sources.Branches(records, 3)
+  assert len(branches) == 6 and branches[4] is branches[3] is branches[5] is records[1]
   config = config_lib.base().data
-  config.scenario_responses = 3
-  docs = [features.rendered(config, 'preference_offer', records[i], i, seed=0)
-          for i in range(3, 6)]
-  assert docs[0][:-2] == docs[1][:-2] == docs[2][:-2]            # the same conversation
-  assert len({d[-2] for d in docs}) == 3                          # three responses
-  assert {d[-1] for d in docs} == {f'<other> {examples[1]["partner"]}: {r}<eot>'
-                                   for r in plain[1]['reactions']}
-  one = config_lib.base().data
-  assert features.rendered(one, 'preference_offer', records[4], 1, seed=0) == docs[0]
+
+  def text(documents, index):
+    featurize = features.Featurize(config, Bytes(), documents, seed=0)
+    return bytes(featurize((0, index))['tokens'].tolist()).decode()
+  docs = [text([('preference_offer', branches)], i) for i in range(3, 6)]
+  prefix = features.rendered(config, 'preference_offer', records[1], 1, seed=0)[:-2]
+  assert all(d.startswith(''.join(prefix)) for d in docs)        # the same conversation
+  assert len(set(docs)) == 3                                      # three responses
+  assert {d.rsplit('<other>', 1)[1] for d in docs} == {
+      f' {examples[1]["partner"]}: {r}<eot>' for r in plain[1]['reactions']}
+  assert text([('preference_offer', records)], 1) == docs[0]      # k = 1: the first of them

@@ -124,7 +124,6 @@ def compile_report(config, devices) -> dict:
   name, stage = lm_stages[0]
   algorithm = algorithms.get(stage.algorithm)
   mesh = sharding.make_mesh(stage.mesh, devices)
-  sharding.check_batch(stage.batch_size, mesh, 1)
   started = time.perf_counter()
   parts = train.setup(stage, mesh, stage.data.vocab_size, algorithm)
   lowered = parts.lower_train_step(abstract_batch(stage, parts.batch_sharding))

@@ -5,7 +5,7 @@ runs under errors_in_one_line: a mistyped key, a value of the wrong type, a conf
 that is missing, does not load or rejects its argument, and every error raised before
 the first step (a ValueError or OSError: bad settings, bad user data, an unwritable
 workdir) prints `error: <one sentence>` on stderr and exits with code 1. With `-v 1` the
-traceback is printed too (at INFO, before the sentence).
+traceback is printed too, before the sentence.
 
 The config file is loaded here once before absl parses the flags, so its errors name the
 file and line, and each `--config.KEY=VALUE` is checked against the loaded config: an
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import errno
 import functools
 import importlib.util
 import os
@@ -153,10 +154,8 @@ def parse_flags(argv):
     for arg in argv[1:]:
       if arg.startswith('--config.'):
         key, eq, value = arg[len('--config.'):].partition('=')
-        if config is not None:
+        if config is not None:         # (no --config: absl says it is required)
           check_override(config, key, value if eq else None)
-        elif config_lib.renamed(key):
-          check_override(ml_collections.ConfigDict(), key, value)
     return FLAGS(argv)
   except (UsageError, flags.Error, AttributeError, KeyError, TypeError) as e:
     fail(str(e), argv)
@@ -172,8 +171,7 @@ def errors_in_one_line(main):
     except (ValueError, FloatingPointError, flags.Error) as e:
       fail(str(e))
     except app.UsageError as e:
-      fail(f'{e}; see python -m {sys.modules[main.__module__].__spec__.name} --helpshort.'
-           if sys.modules[main.__module__].__spec__ else str(e))
+      fail(f'{e}; see --helpshort.')
     except OSError as e:
       fail(os_error(e))
   return wrapped
@@ -181,7 +179,6 @@ def errors_in_one_line(main):
 
 def os_error(e: OSError) -> str:
   """An OSError as what failed and what to change."""
-  import errno
   where = f' {e.filename}' if getattr(e, 'filename', None) else ''
   if e.errno == errno.ENOSPC:
     return (f'no space left on the device{" writing" + where if where else ""}; free some space (or point '

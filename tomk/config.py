@@ -197,20 +197,20 @@ class Checker:
   """Collects problems: require(ok, message) for a rule, run(check, *args) for a module's
   check function (each ValueError it raises is one problem, or several if Problems)."""
 
-  def __init__(self, prefix: str = ''):
-    self.prefix, self.messages = prefix, []
+  def __init__(self):
+    self.messages = []
 
   def require(self, ok, message: str) -> None:
     if not ok:
-      self.messages.append(self.prefix + message)
+      self.messages.append(message)
 
   def run(self, check, *args) -> None:
     try:
       check(*args)
     except Problems as e:
-      self.messages += [self.prefix + m for m in e.messages]
+      self.messages += e.messages
     except ValueError as e:
-      self.messages.append(self.prefix + str(e))
+      self.messages.append(str(e))
 
   def done(self) -> None:
     """Raises Problems if any was found."""
@@ -275,8 +275,8 @@ def check(config) -> None:
             f'greedy).')
   c.require(_count(rl.top_k, 0), f'rl.top_k={rl.top_k!r}: set it to an integer >= 0 (0 = off).')
   c.require(_number(rl.top_p) and 0 < rl.top_p <= 1, f'rl.top_p={rl.top_p!r}: set it in (0, 1].')
-  for key in ('clip_epsilon',):
-    c.require(_number(rl[key]) and rl[key] > 0, f'rl.{key}={rl[key]!r}: set it > 0.')
+  c.require(_number(rl.clip_epsilon) and rl.clip_epsilon > 0,
+            f'rl.clip_epsilon={rl.clip_epsilon!r}: set it > 0.')
   for key in ('kl_coef', 'entropy_coef'):
     c.require(_number(rl[key]) and rl[key] >= 0, f'rl.{key}={rl[key]!r}: set it >= 0.')
   c.require(_number(config.gate_max) and config.gate_max > 0,

@@ -22,9 +22,8 @@ def check(config, workdir: str | None = None, device_count: int | None = None) -
   """Every stage of `config` checked by each module that owns some of its settings, and the
   workdir, before anything runs: every problem found, reported together (config.Problems).
   Returns the stages (curriculum.stages)."""
+  stages = curriculum.stages(config)      # a bad curriculum is one problem, found alone
   checker = config_lib.Checker()
-  stages = []
-  checker.run(lambda: stages.extend(curriculum.stages(config)))
   where = {}           # problem -> the stages that have it
   for name, stage_config in stages:
     stage = config_lib.Checker()
@@ -66,9 +65,7 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
   provenance.record_start(workdir, config, branched_from=branch_from if new else None)
 
   # --- Mesh, tokenizer and held-out batches (shared by every stage) ---------------------------
-  mesh = sharding.make_mesh(config.mesh)
-  for _, stage_config in stages:
-    sharding.check_batch(stage_config.batch_size, mesh, jax.process_count())
+  mesh = sharding.make_mesh(config.mesh)     # (its fit to the batch: check, above)
   tokenizer = pipeline.tokenizer_for(config.data)
   eval_batches = [sharding.global_batch(b, sharding.batch_sharding(mesh)) for b in
                   pipeline.eval_batches(config.data, tokenizer, 'validation',

@@ -4,7 +4,8 @@
 
 Runs `python -m tomk.main --config=configs/from_json.py:WORKDIR/config.json --workdir=NEWDIR`
 (NEWDIR defaults to WORKDIR-reproduce; an existing one is resumed), then compares the
-two metrics.jsonl files and every evaluation (eval/<stage>.json, eval.json). Metrics match
+two metrics.jsonl files and every evaluation (eval/<stage>.json with its per-scenario
+rows, eval.json). Metrics match
 when their bytes do, or when a run of older code holds the same records under metric
 names renamed since (config.RENAMED_OBJECTIVES). Exit code 0 if everything matches, 1 if
 not (naming the first step and metric that differ, with both values, or the evaluation),

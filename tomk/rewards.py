@@ -66,33 +66,22 @@ def is_import_path(name: str) -> bool:
   return bool(_IMPORT_PATH.match(name)) and not name.startswith('reward_model:')
 
 
-def check(name: str, key: str) -> None:
+def check(name: str, key: str, rl: bool = False) -> None:
   """An error naming the known rewards if config key `key` names an unknown one, or an
-  import path that does not import."""
-  if is_import_path(name):
-    imported(name, key)
-  elif name not in _REWARDS:
-    raise ValueError(f'{key}={name!r} is not a reward; choose one of {sorted(_REWARDS)} or '
-                     f"give your own function's import path, 'module:function'.")
-
-
-def check_rl(name: str, key: str) -> None:
-  """check() for an RL reward (config.rewards.*), which may also be one of RL_REWARDS or
-  'reward_model:PATH'."""
-  if name.startswith('reward_model:'):
+  import path that does not import. rl: an RL reward (config.rewards.*), which may also be
+  one of RL_REWARDS or 'reward_model:PATH' (tomk.rollout builds those)."""
+  known = sorted((*_REWARDS, *RL_REWARDS) if rl else _REWARDS)
+  if rl and name.startswith('reward_model:'):
     path = name.split(':', 1)[1]
     if not os.path.isdir(path):
       raise ValueError(f'{key}={name!r}: {path} is not a directory; give the directory of a '
                        f'reward model a reward_model stage saved (W/reward_model).')
-  elif name not in RL_REWARDS:
-    try:
-      check(name, key)
-    except ValueError:
-      if is_import_path(name):
-        raise
-      raise ValueError(f'{key}={name!r} is not a reward; choose one of '
-                       f'{sorted((*_REWARDS, *RL_REWARDS))}, reward_model:PATH, or your own '
-                       f"function's import path, 'module:function'.") from None
+  elif is_import_path(name):
+    imported(name, key)
+  elif name not in known:
+    raise ValueError(f'{key}={name!r} is not a reward; choose one of {known}'
+                     f'{", reward_model:PATH" if rl else ""} or give your own function\'s '
+                     f"import path, 'module:function'.")
 
 
 def imported(name: str, key: str = 'reward') -> RewardFn:

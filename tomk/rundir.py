@@ -78,10 +78,11 @@ def scenarios_path(workdir: str, stage: str) -> str:
 
 
 def evaluations(workdir: str) -> list[str]:
-  """The evaluations a run holds, as paths relative to it: eval/<stage>.json ..., eval.json."""
+  """The evaluations a run holds, as paths relative to it: eval/<stage>.json and
+  eval/<stage>.scenarios.jsonl ..., eval.json."""
   folder = os.path.dirname(eval_path(workdir, 'stage'))
   names = sorted(os.path.join('eval', n) for n in os.listdir(folder)
-                 if n.endswith('.json')) if os.path.isdir(folder) else []
+                 if n.endswith(('.json', '.jsonl'))) if os.path.isdir(folder) else []
   return names + (['eval.json'] if os.path.exists(eval_path(workdir)) else [])
 
 

@@ -37,7 +37,11 @@ def check_mesh(config, device_count: int | None = None) -> None:
   """An error unless config.mesh fits the devices (default: jax's) and config.batch_size
   splits over them."""
   shape = dict(zip(AXES, mesh_shape(config.mesh, device_count or jax.device_count())))
-  _check_divides(config.batch_size, math.prod(shape[a] for a in BATCH_AXES), jax.process_count())
+  n, processes = math.prod(shape[a] for a in BATCH_AXES), jax.process_count()
+  if config.batch_size % n or config.batch_size % processes:
+    raise ValueError(f'batch_size {config.batch_size} is not divisible by the {n} data-parallel '
+                     f'devices (mesh data × fsdp = {n}) and {processes} processes; set '
+                     f'--config.batch_size to a multiple of {math.lcm(n, processes)}.')
 
 
 def make_mesh(mesh_config, devices=None) -> Mesh:
@@ -54,17 +58,6 @@ def rules(config) -> tuple[tuple[str, object], ...]:
 
 def data_parallel_size(mesh: Mesh) -> int:
   return math.prod(mesh.shape[a] for a in BATCH_AXES)
-
-
-def check_batch(batch_size: int, mesh: Mesh, process_count: int) -> None:
-  _check_divides(batch_size, data_parallel_size(mesh), process_count)
-
-
-def _check_divides(batch_size: int, n: int, process_count: int) -> None:
-  if batch_size % n or batch_size % process_count:
-    raise ValueError(f'batch_size {batch_size} is not divisible by the {n} data-parallel devices '
-                     f'(mesh data × fsdp = {n}) and {process_count} processes; set '
-                     f'--config.batch_size to a multiple of {math.lcm(n, process_count)}.')
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

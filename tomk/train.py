@@ -205,7 +205,6 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
   algorithm = algorithms.get(config.algorithm)
   if algorithms.forks_trainer(algorithm):     # trains a model of its own (the reward model)
     return init_params, algorithm.train_stage(config, stage, workdir, tokenizer, writer, offset)
-  sharding.check_batch(config.batch_size, mesh, jax.process_count())
 
   # --- Model, optimizer, sharded state, jitted steps and the batches --------------------------
   parts = setup(config, mesh, tokenizer.vocab_size, algorithm)

@@ -57,6 +57,6 @@ def check(config) -> None:
     rl.check(config)
     sources.check_families(config.rl.families)
     for name, spec in config.rewards.items():
-      rewards.check_rl(spec, f'rewards.{name}')
+      rewards.check(spec, f'rewards.{name}', rl=True)
   gates = algorithm.gates(collections.defaultdict(lambda: jnp.zeros((1, 1))), config)
   routing.check_routes(algorithm.objectives(config), config.routes.to_dict(), gates=set(gates))

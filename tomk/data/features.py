@@ -28,7 +28,6 @@ from tomk.data import chitchat
 from tomk.data import conversation
 from tomk.data import sources
 from tomk.socialworld import builders
-from tomk.socialworld import scenarios
 from tomk.socialworld import stories
 
 PERSPECTIVES = ('first', 'random', 'other')
@@ -62,18 +61,15 @@ def turn_reward(data_config) -> rewards_lib.RewardFn:
 
 
 def rendered(data_config, source: str, record, index: int, seed: int,
-             scenario_perspective: str | None = None) -> list[str]:
-  """The rendered training text of one record of `source`, one string per turn."""
+             scenario_perspective: str | None = None, response: int = 0) -> list[str]:
+  """The rendered training text of one record of `source`, one string per turn; a scenario
+  shows the candidate its seeded draw picks, or the `response`-th after it (sources.Branches:
+  the same scenario shown with several responses)."""
   switch_names = data_config.switch_names_in_text
   if source in sources.SOCIALWORLD:
     if scenario_perspective is None:
       scenario_perspective = data_config.scenario_perspective
-    # With data.scenario_responses = k, documents index*k ... index*k + k-1 are one
-    # scenario shown with k consecutive candidates (sources.Branches).
-    record_index, response = ((index // data_config.scenario_responses,
-                               index % data_config.scenario_responses)
-                              if source in scenarios.FAMILIES else (index, 0))
-    draw = sources.seeded_int(f'{seed}:{source}:{record_index}') + response
+    draw = sources.seeded_int(f'{seed}:{source}:{index}') + response
     return builders.training_segments(source, builders.plain_record(record), draw,
                                       switch_names, scenario_perspective)
   c = chitchat.to_conversation(record) if source == 'chitchat' else record
@@ -164,8 +160,11 @@ class Featurize:
       texts = stories.pieces(builders.plain_record(records[index]))
       segments = [''.join(texts)]     # = rendered(): builders.training_segments
     else:
-      segments = texts = rendered(self._data_config, source, records[index], index,
-                                  self._seed)
+      record, response = index, 0
+      if isinstance(records, sources.Branches):   # document i: record i // k, response i % k
+        record, response = divmod(index, records.k)
+      segments = texts = rendered(self._data_config, source, records[index], record,
+                                  self._seed, response=response)
     if not segments:
       return {k: np.zeros(0, dtype) for k, dtype in self._fields.items()}
     if self._subword_dropout and story:

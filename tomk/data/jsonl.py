@@ -2,10 +2,10 @@
 
 Conversations (data.source=FILE.jsonl, tomk.generate --conversations):
   {"id": "c1", "turns": [{"speaker": "Ann", "text": "Hi!"}, {"speaker": "Bo", "text": "Hey."}]}
-Prompts for the RL stages (rl.prompts=FILE.jsonl): a conversation and the speaker the model
+Prompts for the RL stages (data.prompts=FILE.jsonl): a conversation and the speaker the model
 plays, who speaks next:
   {"id": "p1", "self": "Sam", "turns": [{"speaker": "Ann", "text": "Could you help me?"}]}
-Preference pairs for the reward_model stage (reward_model.pairs=FILE.jsonl): a prompt as
+Preference pairs for the reward_model stage (data.preference_pairs=FILE.jsonl): a prompt as
 above and two replies of `self`, the one a rater preferred first:
   {"id": "r1", "self": "Sam", "turns": [...], "chosen": "Of course!", "rejected": "No."}
 
@@ -14,6 +14,7 @@ record is an error naming its file and line; a file with no record says which sh
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -27,10 +28,19 @@ PAIR = ('{"id": "r1", "self": "Sam", "turns": [{"speaker": "Ann", "text": "Hi"}]
 
 
 def _records(path: str, parse, shape: str, what: str) -> list:
-  """parse(line, where, default_id) of every non-blank line of `path`; an error if none."""
+  """parse(line, where, default_id) of every non-blank line of `path`; an error if none.
+  Read once per process while the file is unchanged (every stage's check and the stage that
+  trains on it ask for it)."""
   if not os.path.isfile(path):
     raise ValueError(f'{path} is not a file; give a JSONL file of {what}, one per line like '
                      f'{shape}.')
+  stat = os.stat(path)
+  return list(_read(path, stat.st_mtime_ns, stat.st_size, parse, shape, what))
+
+
+@functools.lru_cache(maxsize=8)
+def _read(path: str, mtime_ns: int, size: int, parse, shape: str, what: str) -> tuple:
+  del mtime_ns, size      # in the cache key only
   records = []
   with open(path, encoding='utf-8') as f:
     for number, line in enumerate(f, 1):
@@ -38,7 +48,7 @@ def _records(path: str, parse, shape: str, what: str) -> list:
         records.append(parse(line, where=f'{path}:{number}', default_id=str(number)))
   if not records:
     raise ValueError(f'{path} holds no {what}; write one per line like {shape}.')
-  return records
+  return tuple(records)
 
 
 def read_conversations(path: str) -> list[conversation.Conversation]:

@@ -158,7 +158,7 @@ def records_of(data_config, source: str, split: str) -> Sequence[Any]:
 
 class Branches(Sequence[Any]):
   """Each record k times in a row (data.scenario_responses): document i is record i // k,
-  shown with response i % k (features.rendered)."""
+  shown with response i % k (features.Featurize)."""
 
   def __init__(self, records: Sequence[Any], k: int):
     self.records, self.k = records, k
@@ -246,11 +246,12 @@ def check_families(families: str) -> None:
 def drawn(records: Sequence[Any], seed: int, step: int, count: int) -> list:
   """`count` of `records` for a step: each epoch is a permutation seeded by (seed, epoch), a
   pure function of (seed, step), so a resumed run draws the same without iterator state."""
-  out = []
+  out, orders = [], {}
   for i in range(step * count, (step + 1) * count):
     epoch, position = divmod(i, len(records))
-    order = np.random.default_rng([seed, epoch]).permutation(len(records))
-    out.append(records[order[position]])
+    if epoch not in orders:
+      orders[epoch] = np.random.default_rng([seed, epoch]).permutation(len(records))
+    out.append(records[orders[epoch][position]])
   return out
 
 
