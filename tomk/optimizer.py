@@ -15,6 +15,8 @@ from tomk import config as config_lib
 from tomk.model import PARTITIONS
 
 SCHEDULES = ('constant', 'cosine', 'linear')
+TRAIN = ('all', 'lora')
+FROZEN = 'frozen'      # the label of leaves no partition trains (train='lora': the base weights)
 
 
 def check(config) -> None:
@@ -25,6 +27,14 @@ def check(config) -> None:
               f'{", ".join(PARTITIONS)}.')
     c.require(settings.schedule in SCHEDULES, f'optimizer.{name}.schedule='
               f'{settings.schedule!r}: use one of {", ".join(SCHEDULES)}.')
+    c.require(settings.train in TRAIN, f'optimizer.{name}.train={settings.train!r}: use one of '
+              f'{", ".join(TRAIN)}.')
+    lora = [p for p in config.model.lora_partitions.split(',') if p]
+    c.require(settings.train != 'lora' or name in lora, f'optimizer.{name}.train=\'lora\' '
+              f'trains only adapters, but {name} has none: add it to model.lora_partitions.')
+  for name in [p for p in config.model.lora_partitions.split(',') if p]:
+    c.require(name in PARTITIONS, f'model.lora_partitions names {name!r}; the partitions are '
+              f'{", ".join(PARTITIONS)}.')
   c.done()
 
 
@@ -76,15 +86,30 @@ def make(optimizer_config, trained: set[str], total_steps: int) -> optax.Gradien
     frozen = config.frozen or partition not in trained
     transforms[partition] = (optax.set_to_zero() if frozen
                              else partition_transform(config, total_steps, partition))
-  return optax.partition(transforms, param_labels)
+  adapters_only = {p for p in PARTITIONS if optimizer_config[p].train == 'lora'}
+  if adapters_only:      # only then: the optimizer state of every other run keeps its layout
+    transforms[FROZEN] = optax.set_to_zero()
+  return optax.partition(transforms, lambda params: param_labels(params, adapters_only))
+
+
+def _named(path, name: str) -> bool:
+  return any(getattr(k, 'key', None) == name for k in path)
 
 
 def decayed(params):
   """True for every leaf weight decay applies to: all but the reward head's."""
-  return jax.tree_util.tree_map_with_path(
-      lambda path, _: not any(getattr(k, 'key', None) == 'reward_head' for k in path), params)
+  return jax.tree_util.tree_map_with_path(lambda path, _: not _named(path, 'reward_head'),
+                                          params)
 
 
-def param_labels(params):
-  """Each leaf's label is the partition it sits in."""
-  return {p: jax.tree.map(lambda _, p=p: p, sub) for p, sub in params.items()}
+def is_adapter(path) -> bool:
+  """A LoRA leaf (model.Dense's lora_a, lora_b)."""
+  return _named(path, 'lora_a') or _named(path, 'lora_b')
+
+
+def param_labels(params, adapters_only=frozenset()):
+  """Each leaf's label is the partition it sits in; in a partition that trains only its
+  adapters, every other leaf is FROZEN."""
+  return {p: jax.tree_util.tree_map_with_path(
+      lambda path, _, p=p: FROZEN if p in adapters_only and not is_adapter(path) else p, sub)
+          for p, sub in params.items()}
