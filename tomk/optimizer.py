@@ -103,8 +103,9 @@ def decayed(params):
 
 
 def is_adapter(path) -> bool:
-  """A LoRA leaf (model.Dense's lora_a, lora_b)."""
-  return _named(path, 'lora_a') or _named(path, 'lora_b')
+  """A leaf train='lora' trains: a LoRA adapter (model.Dense's lora_a, lora_b), or the reward
+  head (new with tomk, nothing to adapt)."""
+  return any(_named(path, name) for name in ('lora_a', 'lora_b', 'reward_head'))
 
 
 def param_labels(params, adapters_only=frozenset()):

@@ -23,6 +23,7 @@ import orbax.checkpoint as ocp
 from tomk import (algorithms, checkpoints, metrics as metrics_lib, optimizer, rollout, routing,
                   sharding)
 from tomk.data import batches
+from tomk.foundation import convert
 from tomk.evaluation import theory_of_mind
 from tomk.model import Model, ModelConfig, count_params
 
@@ -230,6 +231,10 @@ def run_stage(config, stage, workdir, mesh, tokenizer, eval_batches, writer, off
     state = parts.init_state()
     if init_params is not None:      # later stages start from the earlier stage's parameters
       state['params'] = jax.device_put(init_params, parts.state_sharding['params'])
+    elif config.model.init_from:     # the first stage: from a pretrained checkpoint
+      state['params'] = convert.load(config.model.init_from, parts.model, state['params'])
+      if jax.process_index() == 0:
+        print(f'[{stage}] starting from {config.model.init_from}', flush=True)
     if 'reference' in state:         # its own buffers: the train step donates params
       state['reference'] = jax.tree.map(jnp.copy, state['params'])
   labels = dict(stage=stage, algorithm=config.algorithm)

@@ -161,11 +161,11 @@ def load(directory: str, tokenizer=None):
   with ocp.StandardCheckpointer() as checkpointer:
     params = checkpointer.restore(os.path.join(directory, 'params'))
   if tokenizer is None:
-    if not os.path.exists(meta['tokenizer']):
+    if meta['tokenizer'].endswith('.model') and not os.path.exists(meta['tokenizer']):
       raise ValueError(f'the reward model in {directory} was trained with the tokenizer '
                        f'{meta["tokenizer"]}, which does not exist here; copy it there, or '
                        f'load the reward model with that tokenizer.')
-    tokenizer = tokenizer_lib.Tokenizer(meta['tokenizer'])
+    tokenizer = tokenizer_lib.load(meta['tokenizer'])
   score = jax.jit(lambda tokens, valid: model.apply({'params': params}, tokens, valid))
 
   def reward(prompts, responses):

@@ -186,11 +186,14 @@ class Featurize:
                        f'return one float per turn.')
     lengths = [len(x) for x in ids]
     tokens = np.fromiter(itertools.chain.from_iterable(ids), np.int32, sum(lengths))
-    # The owner's turns open with the <self> role token; what they said follows it.
-    owner = np.array([bool(x) and x[0] == self._tokenizer.self_id for x in ids])
+    # The owner's turns open with the <self> role token (a chat template's assistant opening:
+    # several ids); what they said follows it.
+    opening = self._tokenizer.self_opening
+    owner = np.array([tuple(x[:len(opening)]) == opening for x in ids])
     starts = np.cumsum([0] + lengths[:-1])
     said = np.repeat(owner, lengths).astype(np.float32)
-    said[starts[owner]] = 0.0
+    for offset in range(len(opening)):
+      said[starts[owner] + offset] = 0.0
     out = {'tokens': tokens, 'rewards': np.repeat(turn_rewards, lengths), 'self': said,
            'weight': weight}
     if self._reaction_fn is not None:

@@ -77,6 +77,8 @@ def tokenizer_for(data_config) -> tokenizer_lib.Tokenizer:
   source) trains on TOKENIZER_DOCUMENTS documents shared by weight, so the cache key
   names every source and weight: a chitchat-only tokenizer is never reused for a mixture.
   """
+  if data_config.tokenizer:             # a pretrained model's own
+    return tokenizer_lib.load(data_config.tokenizer)
   weights = sources.mixture(data_config)
   switch_names = data_config.switch_names_in_text
 

@@ -47,6 +47,7 @@ class Tokenizer:
     self.eos_id = self._sp.eos_id()
     self.self_id, self.other_id, self.eot_id = (self._single_id(t)
                                                 for t in conversation.ROLE_TOKENS)
+    self.self_opening = (self.self_id,)      # the ids that open the owner's turn
 
   def _single_id(self, token: str) -> int:
     ids = self._sp.encode(token)
@@ -98,6 +99,15 @@ class Tokenizer:
 
   def __repr__(self):
     return f'Tokenizer({self.path!r}, vocab_size={self.vocab_size})'
+
+
+def load(path: str):
+  """The tokenizer saved at `path`: tomk's SentencePiece model (.model), else a pretrained
+  model's (tomk.data.chat_tokenizer)."""
+  if path.endswith('.model'):
+    return Tokenizer(path)
+  from tomk.data import chat_tokenizer
+  return chat_tokenizer.ChatTokenizer(path)
 
 
 def model_path(cache_dir: str, name: str, vocab_size: int) -> str:

@@ -22,14 +22,16 @@ from tomk.foundation.checkpoint import Checkpoint
 from tomk.model import Model, ModelConfig
 
 
-def model_fields(architecture: dict, trunk_layers: int) -> dict:
-  """ModelConfig fields (config.model keys) of a checkpoint split at `trunk_layers`."""
+def model_fields(architecture: dict, trunk_layers: int, layers: int | None = None) -> dict:
+  """ModelConfig fields (config.model keys) of a checkpoint split at `trunk_layers`, using
+  its first `layers` blocks (default: all)."""
   a = dict(architecture)
-  layers = a.pop('layers')
+  total = a.pop('layers')
   a.pop('family')
-  if not 0 <= trunk_layers < layers:
-    raise ValueError(f'model.trunk_layers={trunk_layers}: the checkpoint has {layers} blocks; '
-                     f'keep at least one for the towers (0 <= trunk_layers < {layers}).')
+  layers = total if layers is None else layers
+  if not 0 <= trunk_layers < layers <= total:
+    raise ValueError(f'model.trunk_layers={trunk_layers} of {layers} blocks: the checkpoint '
+                     f'has {total}; keep at least one for the towers.')
   return {**a, 'trunk_layers': trunk_layers, 'tower_layers': layers - trunk_layers}
 
 
@@ -89,36 +91,52 @@ def _set(tree, path, value):
   tree[path[-1]] = value
 
 
-def load(path: str, model: Model, rng, shardings=None):
-  """The model's parameters with the checkpoint at `path` in them.
+def check(config) -> None:
+  """Errors for model.init_from against config.model: the architecture must be the file's
+  (configs/pretrained.py copies it), with at most as many blocks; data.tokenizer the file's."""
+  m = config.model
+  if not m.init_from:
+    return
+  architecture = Checkpoint(m.init_from).architecture
+  differs = [f'model.{k}={v!r} (the config says {m[k]!r})'
+             for k, v in model_fields(architecture, 0).items()
+             if k not in ('trunk_layers', 'tower_layers', 'max_len') and m[k] != v]
+  if differs:
+    raise ValueError(f'model.init_from={m.init_from!r} is a checkpoint with '
+                     f'{", ".join(differs)}: start from configs/pretrained.py, which sets them '
+                     f'from the file.')
+  if m.trunk_layers + m.tower_layers > architecture['layers']:
+    raise ValueError(f'model.trunk_layers + model.tower_layers = '
+                     f'{m.trunk_layers + m.tower_layers}, but {m.init_from!r} has '
+                     f'{architecture["layers"]} blocks.')
+  if not config.data.tokenizer:
+    raise ValueError(f'model.init_from={m.init_from!r} needs its own tokenizer: set '
+                     f'data.tokenizer={m.init_from!r}.')
 
-  `shardings` (a tree like the parameters, e.g. train.Setup.state_sharding['params']) places
-  each leaf on its devices: every process builds only the shards it holds.
+
+def load(path: str, model: Model, params):
+  """`params` (the model's initial parameters) with the checkpoint at `path` in them.
+
+  The model may use fewer blocks than the checkpoint has (its first trunk_layers +
+  tower_layers: a truncated model for quick tests). Each leaf keeps the sharding of the leaf
+  it replaces: every process builds only the shards it holds.
   """
   checkpoint = Checkpoint(path)
   c = model.config
-  expected = model_fields(checkpoint.architecture, c.trunk_layers)
-  differs = {k: (getattr(c, k), v) for k, v in expected.items() if getattr(c, k) != v}
-  if differs:
-    raise ValueError(f'model.init_from={path!r} is a checkpoint with ' + ', '.join(
-        f'model.{k}={v[1]!r}' for k, v in differs.items()) + ' (the config says ' + ', '.join(
-        f'{v[0]!r}' for v in differs.values()) + '); start from configs/pretrained.py, which '
-        'sets them from the file.')
-  params = jax.tree.map(np.asarray, model.init(rng))
+  out = jax.tree.map(lambda x: x, params)       # a copy of the dict structure
   cache = {}
   for leaf_path, name, to_tomk, _ in _mapping(c, checkpoint.tied):
     if name not in cache:
       cache = {name: checkpoint.get(name)}     # one tensor in memory at a time, read once
-    value = to_tomk(cache[name])
-    expected_shape = _get(params, leaf_path).shape
-    if value.shape != expected_shape:
+    value = np.ascontiguousarray(to_tomk(cache[name]), np.float32)
+    old = _get(params, leaf_path)
+    if value.shape != old.shape:
       raise ValueError(f'{checkpoint.path}: {name} gives {value.shape} for '
-                       f'{"/".join(leaf_path)}, which is {expected_shape}.')
-    _set(params, leaf_path, np.ascontiguousarray(value, np.float32))
-  if shardings is None:
-    return jax.tree.map(jax.numpy.asarray, params)
-  return jax.tree.map(lambda x, s: jax.make_array_from_callback(x.shape, s, lambda i: x[i]),
-                      params, shardings)
+                       f'{"/".join(leaf_path)}, which is {old.shape}.')
+    sharding = getattr(old, 'sharding', None)
+    _set(out, leaf_path, jax.numpy.asarray(value) if sharding is None else
+         jax.make_array_from_callback(value.shape, sharding, lambda i, v=value: v[i]))
+  return out
 
 
 def merged(tower_or_perception, alpha: float):

