@@ -41,7 +41,9 @@ def get_config(arg='smollm2'):
   architecture = checkpoint.Checkpoint(path).architecture
   layers = 2 if smoke else architecture['layers']
   tower = 1 if smoke else TOWER_LAYERS
-  config.model.update(convert.model_fields(architecture, layers - tower, layers),
+  fields = convert.model_fields(architecture, layers - tower, layers)
+  del fields['vocab_size']                            # the tokenizer's: data.tokenizer
+  config.model.update(fields,
                       init_from=path, max_len=2048, lora_partitions='behavior,prediction',
                       lora_rank=8, lora_alpha=16.0, lora_targets='query,value,out,gate,up,down')
   config.data.update(tokenizer=path, seq_len=64 if smoke else 256)

@@ -174,7 +174,7 @@ def test_smollm2_tokenizer_writes_the_chat_template_as_transformers_reads_it(smo
   tokenizer = chat_tokenizer.ChatTokenizer('smollm2')
   text = conversation.render(CONVERSATION)
   templated = tokenizer.to_template(text)
-  assert templated.startswith('<|im_start|>user\nPriya: Hi Sam!')
+  assert templated.startswith('<|im_start|>user\nPriya: Hi <self>!')    # the name switch
   assert '<|im_start|>assistant\nWow' in templated and templated.endswith('<|im_end|>\n')
   ids = tokenizer.encode(text)
   assert ids == reference(templated, add_special_tokens=False)['input_ids']

@@ -100,7 +100,8 @@ def check(config) -> None:
   architecture = Checkpoint(m.init_from).architecture
   differs = [f'model.{k}={v!r} (the config says {m[k]!r})'
              for k, v in model_fields(architecture, 0).items()
-             if k not in ('trunk_layers', 'tower_layers', 'max_len') and m[k] != v]
+             if k not in ('trunk_layers', 'tower_layers', 'max_len', 'vocab_size')
+             and m[k] != v]
   if differs:
     raise ValueError(f'model.init_from={m.init_from!r} is a checkpoint with '
                      f'{", ".join(differs)}: start from configs/pretrained.py, which sets them '
