@@ -15,8 +15,9 @@ from tomk import experiment, rundir
 CONFIGS = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
                  # Configs that need an argument other than 'smoke' (tested below).
                  if not p.endswith(('__init__.py', 'from_json.py', 'oracle_control_ladder.py')))
-# configs/pretrain.py:smoke is run by tests/test_run.py.
-COVERED_ELSEWHERE = {'configs/pretrain.py'}
+# configs/pretrain.py:smoke is run by tests/test_run.py, configs/pretrained.py:smoke by
+# tests/test_foundation.py (which exports it).
+COVERED_ELSEWHERE = {'configs/pretrain.py', 'configs/pretrained.py'}
 # configs/empathy.py (conftest.empathy_smoke) and the configs that swap its last stage,
 # which branch from it (tomk/branch.py): they train only that stage.
 BRANCHES = {'configs/rlhf.py': 'rlhf', 'configs/naive_kindness.py': 'naive_kindness',

@@ -204,3 +204,32 @@ def test_smollm2_logits_equal_transformers_reading_the_same_gguf(smollm2_referen
   logits = model.apply(params, jnp.asarray(ids))
   np.testing.assert_allclose(np.asarray(logits['behavior']), _hf_logits(reference, ids),
                              atol=1e-3)
+
+
+@smollm2
+def test_kindness_from_smollm2_runs_and_exports_a_stream_transformers_loads(data_dir, tmp_path):
+  """configs/pretrained.py:smoke (SmolLM2 cut to two blocks, every stage a few steps) runs to
+  its report; tomk.export writes the behavior stream, LoRA merged, which transformers loads
+  with the run's tokenizer and answers with the run's logits."""
+  from conftest import run_main
+  from tomk import checkpoints, export
+  workdir = tmp_path / 'w'
+  result = run_main(workdir, config='configs/pretrained.py:smoke', timeout=900)
+  assert '[finetune] starting from smollm2' in result.stdout + result.stderr
+  saved = json.load(open(workdir / 'config.json'))
+  assert saved['model']['init_from'] == 'smollm2' and saved['model']['tower_layers'] == 1
+  assert os.path.exists(workdir / 'eval.json') and os.path.exists(workdir / 'report.md')
+  out = tmp_path / 'exported'
+  assert 'exported the behavior stream' in export.export(str(workdir), str(out))
+  _, model, tokenizer, params, _ = checkpoints.load_run(str(workdir))
+  lora = [p for p in jax.tree_util.tree_flatten_with_path(params['behavior'])[0]
+          if optimizer.is_adapter(p[0]) and 'lora_b' in str(p[0])]
+  assert lora and any(np.abs(np.asarray(x)).max() > 0 for _, x in lora)    # adapters trained
+  loaded = transformers.AutoModelForCausalLM.from_pretrained(out)
+  loaded_tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+  text = tokenizer.to_template(conversation.render(CONVERSATION))
+  ids = loaded_tokenizer(text, add_special_tokens=False)['input_ids']
+  assert ids == tokenizer.encode(conversation.render(CONVERSATION))
+  np.testing.assert_allclose(
+      _hf_logits(loaded, [ids]),
+      np.asarray(model.apply(params, jnp.asarray([ids]))['behavior']), atol=1e-3)

@@ -271,6 +271,8 @@ def check(config) -> None:
               f'model.num_kv_heads={m.num_kv_heads!r} must divide model.num_heads='
               f'{m.num_heads} (0 = as many as num_heads).')
   c.require(_number(m.norm_eps) and m.norm_eps > 0, f'model.norm_eps={m.norm_eps!r}: set it > 0.')
+  c.require(_count(m.lora_rank) and _number(m.lora_alpha), f'model.lora_rank={m.lora_rank!r}, '
+            f'model.lora_alpha={m.lora_alpha!r}: a positive rank and a number (e.g. 8, 16).')
   d = config.data
   c.require(_count(d.vocab_size, 64), f'data.vocab_size={d.vocab_size!r}: set it to an integer '
             f'>= 64 (the tokenizer needs room for its role tokens).')

@@ -14,7 +14,8 @@ import jax
 import numpy as np
 
 from tomk import (algorithms, branch, checkpoints, config as config_lib, curriculum, evaluation,
-                  metrics as metrics_lib, optimizer, provenance, report, rundir, sharding, train)
+                  metrics as metrics_lib, model, optimizer, provenance, report, rundir, sharding,
+                  train)
 from tomk.data import pipeline
 from tomk.foundation import convert
 
@@ -29,7 +30,7 @@ def check(config, workdir: str | None = None, device_count: int | None = None) -
   for name, stage_config in stages:
     stage = config_lib.Checker()
     for check_settings in (config_lib.check, algorithms.check, pipeline.check, train.check,
-                           evaluation.check, optimizer.check, convert.check):
+                           evaluation.check, optimizer.check, model.check, convert.check):
       stage.run(check_settings, stage_config)
     stage.run(sharding.check_mesh, stage_config, device_count)
     for message in stage.messages:

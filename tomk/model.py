@@ -19,14 +19,16 @@ It is computed only when asked for (``with_reward``), never by sampling.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from tomk.layers import RMSNorm, check_rope_scaling, dense, rope
+
 PARTITIONS = ('perception', 'behavior', 'prediction')
+LORA_TARGETS = {'query', 'key', 'value', 'out', 'gate', 'up', 'down'}
 STREAMS = ('behavior', 'prediction')
 
 Cache = dict[str, Any]
@@ -73,128 +75,6 @@ class ModelConfig:
     return partition in self.lora_partitions.split(',')
 
 
-class Dense(nn.Module):
-  """nn.DenseGeneral (same math, same initial values), contracting the last `contract`
-  input axes, with its kernel's logical axes attached at its full shape.
-
-  flax's DenseGeneral boxes a flattened kernel, so under jax.set_mesh (which the
-  activation constraints below need) a multi-axis kernel fails its own constraint.
-
-  With `lora_rank` it is created with a low-rank adapter (Hu et al., 2021):
-  y = x·W + (x·A)·B · lora_alpha / rank, B starting at zero. Applied, it uses the adapter
-  whenever its parameters hold one.
-  """
-  features: tuple[int, ...]
-  axes: tuple[str, ...]
-  contract: int = 1
-  bias: bool = False
-  lora_rank: int = 0
-  lora_alpha: float = 16.0
-
-  @nn.compact
-  def __call__(self, x):
-    inputs = x.shape[x.ndim - self.contract:]
-
-    def init(rng, shape, dtype=jnp.float32):
-      flat = (math.prod(inputs), math.prod(self.features))
-      return nn.initializers.lecun_normal()(rng, flat, dtype).reshape(shape)
-
-    kernel = self.param('kernel', nn.with_logical_partitioning(init, self.axes),
-                        inputs + self.features, jnp.float32)
-    x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=None)
-    contracting = (tuple(range(x.ndim - self.contract, x.ndim)), tuple(range(self.contract)))
-    y = jax.lax.dot_general(x, kernel, (contracting, ((), ())))
-    if self.bias:
-      bias = self.param('bias', nn.with_logical_partitioning(nn.initializers.zeros,
-                                                             self.axes[self.contract:]),
-                        self.features, jnp.float32)
-      y = y + bias.astype(y.dtype)
-    if (self.is_initializing() and self.lora_rank) or self.has_variable('params', 'lora_a'):
-      y = y + self._adapter(x, inputs, contracting)
-    return y
-
-  def _adapter(self, x, inputs, contracting):
-    existing = self.get_variable('params', 'lora_a')
-    rank = self.lora_rank if existing is None else existing.shape[-1]
-
-    def init_a(rng, shape, dtype=jnp.float32):
-      return nn.initializers.lecun_normal()(rng, (math.prod(inputs), rank), dtype).reshape(shape)
-
-    a = self.param('lora_a', nn.with_logical_partitioning(
-        init_a, self.axes[:self.contract] + (None,)), inputs + (rank,), jnp.float32)
-    b = self.param('lora_b', nn.with_logical_partitioning(
-        nn.initializers.zeros, (None,) + self.axes[self.contract:]),
-                   (a.shape[-1],) + self.features, jnp.float32)
-    x, a, b = nn.dtypes.promote_dtype(x, a, b, dtype=None)
-    low = jax.lax.dot_general(x, a, (contracting, ((), ())))
-    return jnp.tensordot(low, b, 1) * (self.lora_alpha / a.shape[-1])
-
-
-def _dense(features, axes, name, contract=1, bias=False, config=None, adapt=False):
-  """A Dense named `name`; with `adapt` and `name` among config.lora_targets, made with LoRA."""
-  features = tuple(features) if isinstance(features, tuple) else (features,)
-  rank = config.lora_rank if adapt and name in config.lora_targets.split(',') else 0
-  alpha = config.lora_alpha if config is not None else 16.0
-  return Dense(features, axes, contract, bias, rank, alpha, name=name)
-
-
-def rope_frequencies(head_dim: int, base: float, scaling: str = ''):
-  """The rotation frequencies of RoPE, rescaled as `scaling` says (ModelConfig.rope_scaling:
-  'linear' divides every frequency by its factor; 'llama3' only the low ones, blending between,
-  as Llama 3.1 does)."""
-  half = head_dim // 2
-  freq = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
-  if not scaling:
-    return freq
-  kind, *settings = scaling.split(',')
-  s = {k: float(v) for k, v in (item.split('=') for item in settings)}
-  if kind == 'linear':
-    return freq / s['factor']
-  if kind == 'llama3':
-    wavelength = 2 * math.pi / freq
-    low = s['original_max_len'] / s['low_freq_factor']       # longer waves than this: scaled
-    high = s['original_max_len'] / s['high_freq_factor']     # shorter than this: kept
-    smooth = ((s['original_max_len'] / wavelength - s['low_freq_factor'])
-              / (s['high_freq_factor'] - s['low_freq_factor']))
-    blended = (1 - smooth) * freq / s['factor'] + smooth * freq
-    return jnp.where(wavelength > low, freq / s['factor'],
-                     jnp.where(wavelength < high, freq, blended))
-  raise ValueError(f'model.rope_scaling={scaling!r}: tomk knows linear and llama3 scaling.')
-
-
-def check_rope_scaling(scaling: str) -> str | None:
-  """None, or what is wrong with a rope_scaling setting."""
-  try:
-    rope_frequencies(4, 10_000.0, scaling)
-  except (ValueError, KeyError, ZeroDivisionError) as e:
-    return (f'model.rope_scaling={scaling!r} does not parse ({e}); write "linear,factor=F" or '
-            f'"llama3,factor=F,low_freq_factor=L,high_freq_factor=H,original_max_len=N".')
-  return None
-
-
-def rope(x, positions, base, scaling=''):
-  """Rotary position embedding over the last axis of x [B, T, H, D] (halves rotated, as
-  Hugging Face's Llama: rotate_half)."""
-  half = x.shape[-1] // 2
-  freq = rope_frequencies(x.shape[-1], base, scaling)
-  angle = positions[..., None].astype(jnp.float32) * freq      # [B, T, half]
-  sin, cos = jnp.sin(angle)[:, :, None, :], jnp.cos(angle)[:, :, None, :]
-  x1, x2 = x[..., :half], x[..., half:]
-  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).astype(x.dtype)
-
-
-class RMSNorm(nn.Module):
-  eps: float = 1e-6
-
-  @nn.compact
-  def __call__(self, x):
-    scale = self.param('scale', nn.with_logical_partitioning(nn.initializers.ones, ('embed',)),
-                       (x.shape[-1],))
-    x32 = x.astype(jnp.float32)
-    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + self.eps)
-    return (x32 * scale).astype(x.dtype)
-
-
 class Attention(nn.Module):
   config: ModelConfig
   adapt: bool = False      # LoRA on its lora_targets
@@ -202,12 +82,12 @@ class Attention(nn.Module):
   @nn.compact
   def __call__(self, x, positions, cache: Cache | None, key_mask=None):
     c = self.config
-    dense = lambda f, name, bias=c.attention_bias, contract=1: _dense(
+    project = lambda f, name, bias=c.attention_bias, contract=1: dense(
         f, ('heads', 'kv', 'embed') if contract == 2 else ('embed', 'heads', 'kv'), name,
         contract, bias, c, self.adapt)
-    q = dense((c.num_heads, c.head_dim), 'query')(x)
-    k = dense((c.kv_heads, c.head_dim), 'key')(x)
-    v = dense((c.kv_heads, c.head_dim), 'value')(x)
+    q = project((c.num_heads, c.head_dim), 'query')(x)
+    k = project((c.kv_heads, c.head_dim), 'key')(x)
+    v = project((c.kv_heads, c.head_dim), 'value')(x)
     q = rope(q, positions, c.rope_base, c.rope_scaling)
     k = rope(k, positions, c.rope_base, c.rope_scaling)
     if cache is None:
@@ -234,7 +114,7 @@ class Attention(nn.Module):
     weights = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
     out = jnp.einsum('bkgts,bskd->btkgd', weights, values)
     out = out.reshape(out.shape[:2] + (c.num_heads, c.head_dim))
-    out = dense(c.d_model, 'out', bias=False, contract=2)(out)
+    out = project(c.d_model, 'out', bias=False, contract=2)(out)
     return out, cache
 
 
@@ -250,9 +130,9 @@ class Block(nn.Module):
                                               positions, cache, key_mask)
     x = nn.with_logical_constraint(x + y, ('batch', 'length', 'embed'))
     h = RMSNorm(c.norm_eps, name='mlp_norm')(x)
-    gate = _dense(c.ffn_dim, ('embed', 'mlp'), 'gate', config=c, adapt=self.adapt)(h)
-    up = _dense(c.ffn_dim, ('embed', 'mlp'), 'up', config=c, adapt=self.adapt)(h)
-    down = _dense(c.d_model, ('mlp', 'embed'), 'down', config=c, adapt=self.adapt)
+    gate = dense(c.ffn_dim, ('embed', 'mlp'), 'gate', config=c, adapt=self.adapt)(h)
+    up = dense(c.ffn_dim, ('embed', 'mlp'), 'up', config=c, adapt=self.adapt)(h)
+    down = dense(c.d_model, ('mlp', 'embed'), 'down', config=c, adapt=self.adapt)
     y = down(nn.silu(gate) * up)
     return nn.with_logical_constraint(x + y, ('batch', 'length', 'embed')), cache
 
@@ -311,7 +191,7 @@ class Tower(nn.Module):
                                                    None if cache is None else cache[i], key_mask)
       new_cache.append(layer_cache)
     h = RMSNorm(c.norm_eps, name='final_norm')(h)
-    logits = _dense(c.vocab_size, ('embed', 'vocab'), 'readout')(h).astype(jnp.float32)
+    logits = dense(c.vocab_size, ('embed', 'vocab'), 'readout')(h).astype(jnp.float32)
     logits = nn.with_logical_constraint(logits, ('batch', 'length', 'vocab'))
     new_cache = new_cache if cache is not None else None
     if self.reward_head and (with_reward or self.is_initializing()):
@@ -412,6 +292,19 @@ class Model:
     logits, stream_cache = self.stream(params[stream], h, positions, cache[stream], key_mask)
     return logits, {**cache, 'valid': key_mask, 'perception': perception_cache,
                     stream: stream_cache}
+
+
+def check(config) -> None:
+  """Errors for config.model's settings for pretrained checkpoints and LoRA (the counts and
+  sizes: config.check)."""
+  m = config.model
+  problem = check_rope_scaling(m.rope_scaling)
+  if problem:
+    raise ValueError(problem)
+  targets = set(m.lora_targets.split(',')) - LORA_TARGETS
+  if targets:
+    raise ValueError(f'model.lora_targets names {", ".join(sorted(targets))}; the matrices are '
+                     f'{", ".join(sorted(LORA_TARGETS))}.')
 
 
 def _default_positions(tokens, positions):

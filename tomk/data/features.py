@@ -203,6 +203,8 @@ class Featurize:
                                             [segments[i] for i in turns]), np.float32)
       out['reaction'] = np.zeros(len(tokens), np.float32)
       out['reaction_mask'] = np.zeros(len(tokens), np.float32)
-      out['reaction'][starts[turns]] = scores
-      out['reaction_mask'][starts[turns]] = 1.0
+      # At the opening's last token: the state a prompt for the owner's turn ends with.
+      at = starts[turns] + len(opening) - 1
+      out['reaction'][at] = scores
+      out['reaction_mask'][at] = 1.0
     return out
