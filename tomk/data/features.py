@@ -45,6 +45,9 @@ def check(data_config) -> None:
   if not 0.0 <= dropout < 1.0:
     raise ValueError(f'data.subword_dropout={dropout!r} is the chance of skipping each merge; '
                      f'set it in [0, 1), e.g. 0.1.')
+  if dropout and data_config.tokenizer:
+    raise ValueError(f'data.subword_dropout={dropout!r} needs tomk\'s own SentencePiece '
+                     f'tokenizer; with data.tokenizer={data_config.tokenizer!r} set it to 0.')
   if not data_config.answer_weight > 0:
     raise ValueError(f'data.answer_weight={data_config.answer_weight!r} is a loss weight; set '
                      f'it > 0 (1 = answers count like every other token).')
