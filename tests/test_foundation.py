@@ -222,6 +222,13 @@ def test_kindness_from_smollm2_runs_and_exports_a_stream_transformers_loads(data
   out = tmp_path / 'exported'
   assert 'exported the behavior stream' in export.export(str(workdir), str(out))
   _, model, tokenizer, params, _ = checkpoints.load_run(str(workdir))
+  # --stage=imported: the checkpoint before any step; perception is frozen in this config.
+  *_, imported, step = checkpoints.load_run(str(workdir), stage=checkpoints.IMPORTED)
+  assert step == 0
+  jax.tree.map(np.testing.assert_array_equal, imported['perception'], params['perception'])
+  query = lambda p: p['behavior']['block_0']['attention']['query']
+  assert not np.any(query(imported)['lora_b']) and np.any(query(params)['lora_b'])
+  np.testing.assert_array_equal(query(imported)['kernel'], query(params)['kernel'])
   lora = [p for p in jax.tree_util.tree_flatten_with_path(params['behavior'])[0]
           if optimizer.is_adapter(p[0]) and 'lora_b' in str(p[0])]
   assert lora and any(np.abs(np.asarray(x)).max() > 0 for _, x in lora)    # adapters trained

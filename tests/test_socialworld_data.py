@@ -422,6 +422,7 @@ def test_scenario_responses_show_one_scenario_with_several_responses():
   another candidate response and the partner's reaction to it; k = 1 is the one draw."""
   class Bytes:                 # one id per byte: the featurized document decodes to its text
     self_id, eos_id = -1, 0
+    self_opening = (self_id,)
     def encode_batch(self, texts):
       return [list(t.encode()) for t in texts]
 

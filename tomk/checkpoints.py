@@ -24,6 +24,7 @@ from etils import epath
 
 from tomk import algorithms, curriculum, rundir
 from tomk.data import pipeline
+from tomk.foundation import convert
 from tomk.model import Model, ModelConfig
 
 
@@ -150,12 +151,27 @@ def set_aside_stage(workdir: str, stage: str, config, why: str) -> None:
       set_aside(workdir, stage, step, why)
 
 
+# The parameters a run imported (model.init_from), before its first step, evaluated as if
+# a stage of that name had ended with them: eval/imported.json.
+IMPORTED = 'imported'
+
+
 def load_run(workdir: str, step: int | None = None, stage: str | None = None):
   """(config, model, tokenizer, params, step) of a run's latest (or given) checkpoint, on
-  the host: the last stage's, or the one `stage` ended with (curriculum.policy_stage).
+  the host: the last stage's, or the one `stage` ended with (curriculum.policy_stage);
+  stage IMPORTED: the checkpoint the run started from (model.init_from), step 0.
   For evaluation and sampling outside the training loop: no optimizer or mesh needed.
   """
   config = rundir.read_config(workdir)
+  tokenizer = pipeline.tokenizer_for(config.data)
+  model = Model(ModelConfig.from_config({**config.model.to_dict(),
+                                         'vocab_size': tokenizer.vocab_size}))
+  if stage == IMPORTED:
+    if not config.model.init_from:
+      raise ValueError(f'{workdir} starts from random weights (model.init_from is empty): '
+                       f'there is no imported model to evaluate.')
+    params = convert.load(config.model.init_from, model, model.init(jax.random.key(config.seed)))
+    return config, model, tokenizer, jax.device_get(params), 0
   policy = curriculum.policy_stage(curriculum.stages(config), stage)
   if policy is None:
     raise ValueError(f'{workdir}: no stage up to {stage or "the last"} trains the policy, so '
@@ -168,7 +184,4 @@ def load_run(workdir: str, step: int | None = None, stage: str | None = None):
   if state is None:
     raise ValueError(f'{workdir} has no checkpoint of step {step} of stage {policy}.')
   params = state['params']
-  tokenizer = pipeline.tokenizer_for(config.data)
-  model = Model(ModelConfig.from_config({**config.model.to_dict(),
-                                         'vocab_size': tokenizer.vocab_size}))
   return config, model, tokenizer, params, step

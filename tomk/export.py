@@ -19,12 +19,17 @@ from tomk.foundation import checkpoint as checkpoint_lib
 from tomk.foundation import convert
 from tomk.model import STREAMS
 
-flags.DEFINE_string('workdir', None, 'The run to export from.')
-flags.DEFINE_string('out', None, 'The directory to write.')
-flags.DEFINE_string('stage', None, 'The stage whose parameters to export (default: the last).')
-flags.DEFINE_enum('stream', 'behavior', STREAMS, 'The stream to export.')
-flags.mark_flags_as_required(['workdir', 'out'])
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The command's flags, defined only when it runs: `export` is also a library function,
+  imported beside tomk.main, whose --workdir would otherwise be defined twice."""
+  flags.DEFINE_string('workdir', None, 'The run to export from.')
+  flags.DEFINE_string('out', None, 'The directory to write.')
+  flags.DEFINE_string('stage', None, 'The stage whose parameters to export (default: the last).')
+  flags.DEFINE_enum('stream', 'behavior', STREAMS, 'The stream to export.')
+  flags.mark_flags_as_required(['workdir', 'out'])
 
 
 def export(workdir: str, out: str, stage: str | None = None, stream: str = 'behavior') -> str:
@@ -48,4 +53,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -106,14 +106,14 @@ class Attention(nn.Module):
       mask = mask & key_mask[:, None, None, :]
     elif key_mask is not None:                              # documents: [B, T, S] per query
       mask = mask & key_mask[:, None]
-    # Grouped-query attention: query head h reads key/value head h // group.
+    # Grouped-query attention: query head h reads key/value head h // group (the cache keeps
+    # kv_heads; with group 1 the repeat is the identity and the graph is plain attention's).
     group = c.num_heads // c.kv_heads
-    q = q.reshape(q.shape[:2] + (c.kv_heads, group, c.head_dim))
-    scores = jnp.einsum('btkgd,bskd->bkgts', q, keys) / jnp.sqrt(c.head_dim).astype(x.dtype)
-    scores = jnp.where(mask[:, :, None], scores.astype(jnp.float32), -1e30)
+    keys, values = (jnp.repeat(t, group, axis=2) if group > 1 else t for t in (keys, values))
+    scores = jnp.einsum('bthd,bshd->bhts', q, keys) / jnp.sqrt(c.head_dim).astype(x.dtype)
+    scores = jnp.where(mask, scores.astype(jnp.float32), -1e30)
     weights = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
-    out = jnp.einsum('bkgts,bskd->btkgd', weights, values)
-    out = out.reshape(out.shape[:2] + (c.num_heads, c.head_dim))
+    out = jnp.einsum('bhts,bshd->bthd', weights, values)
     out = project(c.d_model, 'out', bias=False, contract=2)(out)
     return out, cache
 

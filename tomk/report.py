@@ -19,7 +19,7 @@ import sys
 
 from absl import app, flags, logging
 
-from tomk import curriculum, evaluation, figures, rundir
+from tomk import checkpoints, curriculum, evaluation, figures, rundir
 from tomk.evaluation import kindness_signal, theory_of_mind
 from tomk.model import STREAMS
 from tomk.socialworld import scenarios
@@ -220,6 +220,8 @@ def write(workdir: str, plots: bool = True) -> str:
   for _, stage_config in stages:
     ends.append(ends[-1] + stage_config.steps)
   columns = curriculum.evaluated(stages)     # an interleaved stage: its last sub-stage only
+  if evaluation.load(workdir, checkpoints.IMPORTED) is not None:   # tomk.evaluate --stage=imported
+    columns = [checkpoints.IMPORTED] + columns
   evaluations = _stage_evaluations(workdir, columns)
   settings = config.evaluation
   table_rows = rows(evaluations, tuple(settings.splits))
