@@ -40,10 +40,18 @@ def _eval(workdir, stage=None):
     return json.load(f)
 
 
+# The policy-gradient loss of an on-policy step is zero in expectation: advantages are
+# centred within each prompt's group and the ratio is 1, so its logged value (≈ 1e-7) is
+# the rounding left by a sum of terms of order 1, which moves with any change in the order
+# of float operations. It is compared at the scale of those terms.
+CANCELLING = ('loss/rl',)
+
+
 def _close(a, b, where='') -> None:
   """a == b, but floats to a relative 1e-5 (see the module docstring)."""
   if isinstance(a, float) or isinstance(b, float):
-    assert a == pytest.approx(b, rel=1e-5, abs=1e-7), where
+    cancelling = where.endswith(CANCELLING)
+    assert a == pytest.approx(b, rel=1e-5, abs=1e-5 if cancelling else 1e-7), where
   elif isinstance(a, dict) and isinstance(b, dict):
     assert sorted(a) == sorted(b), where
     for key in a:

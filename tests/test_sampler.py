@@ -40,7 +40,7 @@ def test_recorded_logprobs_equal_a_full_forward_of_the_sampled_sequence():
       logits = model.apply(params, sequence)[stream][0]
       logprobs = jax.nn.log_softmax(logits)[len(prompt) - 1:len(prompt) - 1 + n]
       expected = jnp.take_along_axis(logprobs, sequence[0, len(prompt):, None], -1)[:, 0]
-      np.testing.assert_allclose(s.logprobs[row, :n], expected, atol=1e-4)
+      np.testing.assert_allclose(s.logprobs[row, :n], expected, atol=1e-5)
 
 
 def test_greedy_stops_at_end_of_turn_and_pads_after():
@@ -68,3 +68,28 @@ def test_no_retrace_between_calls_of_the_same_shape():
   for seed in range(3):
     sampler(params, PROMPTS, jax.random.key(seed), config=config)
   assert sampler.sample_padded._cache_size() == 1
+
+
+def test_tokens_are_those_categorical_draws_step_by_step(monkeypatch):
+  """The decode loop draws step i's Gumbel noise from fold_in(key, i), a block of steps at a
+  time: its tokens are jax.random.categorical's on a full forward of the sequence so far,
+  whatever the block (here 2 steps; and all 9 at once)."""
+  from tomk import sampler as sampler_lib
+  model, params, _ = _setup()
+  config = SamplingConfig(max_new_tokens=9, temperature=0.7, top_k=30)
+  key = jax.random.key(5)
+  prompts = [[5, 6, 7], [8, 9, 10, 11]]
+  rows = [list(p) for p in prompts]
+  for i in range(9):
+    tokens, valid = left_pad(rows, PAD, length=4 + i)
+    positions = jnp.maximum(jnp.cumsum(valid, 1) - 1, 0)
+    logits = model.apply(params, jnp.asarray(tokens), positions,
+                         key_mask=jnp.asarray(valid))['behavior'][:, -1]
+    logits = sampler_lib._filter(logits.at[:, PAD].set(-jnp.inf) / 0.7, 30, 1.0)
+    drawn = jax.random.categorical(jax.random.fold_in(key, i), logits)
+    rows = [r + [int(t)] for r, t in zip(rows, drawn)]
+  expected = np.asarray([r[len(p):] for r, p in zip(rows, prompts)])
+  for block in (2 * 2 * 61, sampler_lib.NOISE_BLOCK):
+    monkeypatch.setattr(sampler_lib, 'NOISE_BLOCK', block)
+    samples = Sampler(model, eot_id=-1, pad_id=PAD)(params, prompts, key, config=config)
+    np.testing.assert_array_equal(samples.tokens, expected)

@@ -90,15 +90,18 @@ class Attention(nn.Module):
     v = project((c.kv_heads, c.head_dim), 'value')(x)
     q = rope(q, positions, c.rope_base, c.rope_scaling)
     k = rope(k, positions, c.rope_base, c.rope_scaling)
+    # Head-major [B, heads, T, head_dim] from here on, as the cache keeps keys and values:
+    # a decode step then reads the cache as the attention dots want it, with no transpose.
+    q, k, v = (t.transpose(0, 2, 1, 3) for t in (q, k, v))
     if cache is None:
       keys, values, key_slots = k, v, jnp.arange(x.shape[1])
       query_slots = key_slots
     else:
       # Write this chunk at slot `index`; attend to every filled slot up to the query's.
       index = cache['index']
-      keys = jax.lax.dynamic_update_slice_in_dim(cache['k'], k.astype(cache['k'].dtype), index, 1)
-      values = jax.lax.dynamic_update_slice_in_dim(cache['v'], v.astype(cache['v'].dtype), index, 1)
-      key_slots = jnp.arange(keys.shape[1])
+      keys = jax.lax.dynamic_update_slice_in_dim(cache['k'], k.astype(cache['k'].dtype), index, 2)
+      values = jax.lax.dynamic_update_slice_in_dim(cache['v'], v.astype(cache['v'].dtype), index, 2)
+      key_slots = jnp.arange(keys.shape[2])
       query_slots = index + jnp.arange(x.shape[1])
       cache = {'k': keys, 'v': values, 'index': index + x.shape[1]}
     mask = (query_slots[:, None] >= key_slots[None, :])[None, None]          # [1, 1, T, S]
@@ -106,14 +109,14 @@ class Attention(nn.Module):
       mask = mask & key_mask[:, None, None, :]
     elif key_mask is not None:                              # documents: [B, T, S] per query
       mask = mask & key_mask[:, None]
-    # Grouped-query attention: query head h reads key/value head h // group (the cache keeps
-    # kv_heads; with group 1 the repeat is the identity and the graph is plain attention's).
-    group = c.num_heads // c.kv_heads
-    keys, values = (jnp.repeat(t, group, axis=2) if group > 1 else t for t in (keys, values))
-    scores = jnp.einsum('bthd,bshd->bhts', q, keys) / jnp.sqrt(c.head_dim).astype(x.dtype)
-    scores = jnp.where(mask, scores.astype(jnp.float32), -1e30)
+    # Grouped-query attention: query head h reads key/value head h // group, the group's
+    # queries side by side in one dot (keys and values are read once, never repeated).
+    q = q.reshape(q.shape[0], c.kv_heads, -1, *q.shape[2:])                   # [B, K, G, T, D]
+    scores = jnp.einsum('bkgtd,bksd->bkgts', q, keys) / jnp.sqrt(c.head_dim).astype(x.dtype)
+    scores = jnp.where(mask[:, :, None], scores.astype(jnp.float32), -1e30)
     weights = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
-    out = jnp.einsum('bhts,bshd->bthd', weights, values)
+    out = jnp.einsum('bkgts,bksd->btkgd', weights, values)
+    out = out.reshape(*out.shape[:2], c.num_heads, c.head_dim)               # [B, T, H, D]
     out = project(c.d_model, 'out', bias=False, contract=2)(out)
     return out, cache
 
@@ -271,8 +274,8 @@ class Model:
     max_len = max_len or c.max_len
     dtype = dtype or c.dtype
     def layers(n):
-      return [{'k': jnp.zeros((batch_size, max_len, c.kv_heads, c.head_dim), dtype),
-               'v': jnp.zeros((batch_size, max_len, c.kv_heads, c.head_dim), dtype),
+      return [{'k': jnp.zeros((batch_size, c.kv_heads, max_len, c.head_dim), dtype),
+               'v': jnp.zeros((batch_size, c.kv_heads, max_len, c.head_dim), dtype),
                'index': jnp.zeros((), jnp.int32)} for _ in range(n)]
     return {'valid': jnp.zeros((batch_size, max_len), bool), 'perception': layers(c.trunk_layers),
             **{s: layers(c.tower_layers) for s in streams}}

@@ -69,32 +69,51 @@ def _filter(logits, top_k: int, top_p: float):
   return logits
 
 
-def sample_token(logits, key, config: SamplingConfig):
+# Gumbel noise for this many vocabulary entries (64 MB of f32) is drawn at once, for as many
+# decode steps as fit: one vectorised draw instead of one inside every step of the loop.
+NOISE_BLOCK = 1 << 24
+
+
+def sample_token(logits, noise, config: SamplingConfig):
+  """A token per row: argmax(filtered logits / T + Gumbel noise), which is what
+  jax.random.categorical computes from the noise its key gives; greedy at T = 0."""
   if config.temperature == 0.0:
     return jnp.argmax(logits, -1).astype(jnp.int32)
   logits = _filter(logits / config.temperature, config.top_k, config.top_p)
-  return jax.random.categorical(key, logits).astype(jnp.int32)
+  return jnp.argmax(logits + noise, -1).astype(jnp.int32)
 
 
 def generate(model: Model, params, tokens, valid, key, *, stream: str, eot_id: int, pad_id: int,
-             config: SamplingConfig) -> Samples:
-  """Samples one turn per row from `stream` after left-padded prompts [B, P]."""
-  batch, prompt_len = tokens.shape
-  steps = config.max_new_tokens
-  cache = model.init_cache(batch, prompt_len + steps, streams=(stream,))
+             config: SamplingConfig, num_samples: int = 1) -> Samples:
+  """Samples `num_samples` turns per row from `stream` after left-padded prompts [B, P]:
+  rows i·k … i·k + k − 1 of the result continue prompt i. Each prompt is prefilled once
+  and its cache shared by its k samples."""
+  prompts, prompt_len = tokens.shape
+  batch, steps = prompts * num_samples, config.max_new_tokens
+  cache = model.init_cache(prompts, prompt_len + steps, streams=(stream,))
   positions = jnp.maximum(jnp.cumsum(valid, 1) - 1, 0)
   logits, cache = model.decode(params, tokens, positions, cache, stream, valid)
+  if num_samples > 1:                                # every array with a batch axis
+    logits, cache, valid = jax.tree.map(
+        lambda x: jnp.repeat(x, num_samples, 0) if x.ndim else x, (logits, cache, valid))
   next_position = valid.sum(1)                       # [B] where the first new token goes
+  # Step i's noise is jax.random.gumbel(fold_in(key, i)): the tokens categorical would draw.
+  block = max(1, min(steps, NOISE_BLOCK // logits[:, -1].size))
+  def noise_from(start):
+    return jax.vmap(lambda i: jax.random.gumbel(jax.random.fold_in(key, i), logits[:, -1].shape,
+                                                logits.dtype))(start + jnp.arange(block))
 
   def cond(carry):
-    i, _, _, done, _, _ = carry
+    i, *_, done, _, _, _ = carry
     return (i < steps) & ~jnp.all(done)
 
   def body(carry):
-    i, out, logprobs, done, last_logits, cache = carry
+    i, out, logprobs, done, last_logits, cache, noise = carry
+    if config.temperature:
+      noise = jax.lax.cond(i % block == 0, noise_from, lambda _: noise, i)
     # Padding is never a real token: it marks where a row has stopped.
     allowed = last_logits.at[:, pad_id].set(-jnp.inf)
-    token = sample_token(allowed, jax.random.fold_in(key, i), config)
+    token = sample_token(allowed, noise[i % block], config)
     token = jnp.where(done, pad_id, token)
     logprob = jnp.take_along_axis(jax.nn.log_softmax(last_logits), token[:, None], -1)[:, 0]
     out = out.at[:, i].set(token)
@@ -103,11 +122,14 @@ def generate(model: Model, params, tokens, valid, key, *, stream: str, eot_id: i
     done = done | (token == eot_id)
     step_logits, cache = model.decode(params, token[:, None], (next_position + i)[:, None], cache,
                                       stream, emitted[:, None])
-    return i + 1, out, logprobs, done, step_logits[:, -1], cache
+    return i + 1, out, logprobs, done, step_logits[:, -1], cache, noise
 
+  noise = jnp.zeros(((block,) + logits[:, -1].shape) if config.temperature else (1, 1, 1),
+                    logits.dtype)
   carry = (jnp.zeros((), jnp.int32), jnp.full((batch, steps), pad_id, jnp.int32),
-           jnp.zeros((batch, steps), jnp.float32), jnp.zeros((batch,), bool), logits[:, -1], cache)
-  _, out, logprobs, _, _, _ = jax.lax.while_loop(cond, body, carry)
+           jnp.zeros((batch, steps), jnp.float32), jnp.zeros((batch,), bool), logits[:, -1], cache,
+           noise)
+  _, out, logprobs, *_ = jax.lax.while_loop(cond, body, carry)
   # A row's tokens are real up to and including its end of turn.
   ended_before = jnp.cumsum(out == eot_id, 1) - (out == eot_id)
   mask = (ended_before == 0) & (out != pad_id)
@@ -123,9 +145,8 @@ class Sampler:
     self.sample_padded = jax.jit(self._call, static_argnames=('stream', 'config', 'num_samples'))
 
   def _call(self, params, tokens, valid, key, stream, config, num_samples):
-    tokens, valid = jnp.repeat(tokens, num_samples, 0), jnp.repeat(valid, num_samples, 0)
     return generate(self.model, params, tokens, valid, key, stream=stream, eot_id=self.eot_id,
-                    pad_id=self.pad_id, config=config)
+                    pad_id=self.pad_id, config=config, num_samples=num_samples)
 
   def __call__(self, params, prompts: Sequence[Sequence[int]], key, *, stream='behavior',
                config: SamplingConfig = SamplingConfig(), num_samples: int = 1) -> Samples:

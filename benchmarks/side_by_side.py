@@ -1,0 +1,274 @@
+"""tomk's speed, measured beside Tunix in one run on one machine (SPEC §8).
+
+  python benchmarks/side_by_side.py [--rounds=3] [--tunix_python=PATH] [--only=sampler,...]
+
+A ratio holds only when both sides run in the same benchmark run on the same machine, and a
+share of peak only against a peak measured in the same process: this command measures both
+sides alternately, `--rounds` times, and the XLA f32 matmul peak here. Each measurement is
+one JSON line ({"measure": ...}) followed by a human line:
+
+- env: versions, load average, CPU flags, XLA_FLAGS.
+- peak: the f32 matmul peak (n = 2048), GFLOP/s.
+- sampler: 16 prompts × 64 tokens, 128 new, end of turn off, temperature 1; the benchmark
+  model (d_model 256, 4 layers = 2 perception + 2 behavior, 4 heads, FFN 1024, vocab 1024,
+  fp32); tomk's Sampler (prompts padded on the host, tokens back on the host) against
+  Tunix's Sampler.__call__ (benchmarks/tunix_side.py): tokens/s, medians and ranges over
+  the rounds, ratio of medians.
+- train_step: the routed pretrain step at the default pretrain size (32 × 128 tokens),
+  model FLOPs counted analytically (6·N·T for the matmul parameters N, plus attention's
+  12·layers·T·S·d), as a share of the peak; and a plain step (one objective, both streams'
+  NLL summed, jax.value_and_grad over the whole tree) with the same optimizer and finite
+  check: the routing overhead.
+
+Every timed call is checked to compile nothing (the count is printed). The Tunix side runs
+in a Python that has google-tunix: --tunix_python or $TOMK_TUNIX_PYTHON; without one the
+benchmark says how to make it and measures tomk alone. Run it on a quiet machine (load
+average below 0.3); its figures move from host to host, its ratios much less.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tomk import config as config_lib, optimizer, routing, train
+from tomk.algorithms import pretrain
+from tomk.model import Model, ModelConfig, count_params
+from tomk.sampler import Sampler, SamplingConfig
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TUNIX_VENV = ('python3 -m venv /tmp/tunix && /tmp/tunix/bin/pip install google-tunix; then '
+              'TOMK_TUNIX_PYTHON=/tmp/tunix/bin/python')
+SAMPLER = dict(batch=16, prompt_len=64, new=128)
+BENCHMARK_MODEL = dict(vocab_size=1024, d_model=256, num_heads=4, ffn_dim=1024, trunk_layers=2,
+                       tower_layers=2, max_len=512)
+
+
+class Compiles:
+  """Counts XLA compilations (JAX's backend-compile events) in a region."""
+  def __init__(self):
+    self.count = 0
+    jax.monitoring.register_event_duration_secs_listener(self._event)
+
+  def _event(self, event, *_, **__):
+    if event == '/jax/core/compile/backend_compile_duration':
+      self.count += 1
+
+
+COMPILES = Compiles()
+
+
+def timed(fn, repeats: int) -> tuple[list[float], int]:
+  """Seconds of each of `repeats` calls of fn (which blocks), and compilations among them."""
+  before = COMPILES.count
+  seconds = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    seconds.append(time.perf_counter() - start)
+  return seconds, COMPILES.count - before
+
+
+def emit(record: dict, line: str) -> None:
+  print(json.dumps(record, sort_keys=True), flush=True)
+  print(f'  {line}', flush=True)
+
+
+def spread(values) -> dict:
+  return {'median': statistics.median(values), 'min': min(values), 'max': max(values)}
+
+
+def environment() -> dict:
+  from importlib import metadata
+  flags = set()
+  if os.path.exists('/proc/cpuinfo'):
+    for line in open('/proc/cpuinfo'):
+      if line.startswith('flags'):
+        flags = set(line.split(':', 1)[1].split())
+        break
+  return {'measure': 'env', 'python': platform.python_version(), 'cpus': os.cpu_count(),
+          'load_average': os.getloadavg()[0], 'xla_flags': os.environ.get('XLA_FLAGS', ''),
+          'cpu_flags': sorted(flags & {'avx', 'avx2', 'fma', 'avx512f', 'avx512_bf16', 'amx_tile'}),
+          'versions': {p: metadata.version(p) for p in ('jax', 'jaxlib', 'flax', 'optax')},
+          'devices': [str(d) for d in jax.devices()]}
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+  """GFLOP/s of an f32 n×n matmul, the best of `repeats` calls."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+  matmul = jax.jit(jnp.matmul)
+  jax.block_until_ready(matmul(a, b))
+  seconds, _ = timed(lambda: jax.block_until_ready(matmul(a, b)), repeats)
+  return 2 * n ** 3 / min(seconds) / 1e9
+
+
+# --- the sampler ---------------------------------------------------------------------------
+
+
+def tomk_sampler(repeats: int):
+  """A function that measures tomk's sampler once (`repeats` calls): tokens/s, compiles."""
+  model = Model(ModelConfig(**BENCHMARK_MODEL))
+  params = model.init(jax.random.key(0))
+  sampler = Sampler(model, eot_id=-1, pad_id=0)          # no end of turn: always `new` tokens
+  rng = np.random.default_rng(0)
+  prompts = rng.integers(3, 1024, (SAMPLER['batch'], SAMPLER['prompt_len'])).tolist()
+  config = SamplingConfig(max_new_tokens=SAMPLER['new'], temperature=1.0)
+  calls = iter(range(10 ** 6))
+
+  def call():
+    samples = sampler(params, prompts, jax.random.key(next(calls)), config=config)
+    tokens = np.asarray(samples.tokens)                 # on the host, as Tunix's are
+    assert tokens.shape == (SAMPLER['batch'], SAMPLER['new'])
+
+  call()
+  call()
+
+  def measure():
+    seconds, compiles = timed(call, repeats)
+    return SAMPLER['batch'] * SAMPLER['new'] / statistics.median(seconds), compiles
+  return measure
+
+
+def tunix_sampler(python: str, repeats: int):
+  command = [python, os.path.join(HERE, 'tunix_side.py'), 'sampler',
+             f'--batch={SAMPLER["batch"]}', f'--prompt-len={SAMPLER["prompt_len"]}',
+             f'--new={SAMPLER["new"]}', f'--repeats={repeats}']
+  def measure():
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+      raise RuntimeError(f'the Tunix side failed:\n{done.stderr[-2000:]}')
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result['tokens_per_s'], result['compiles'], result['versions']
+  return measure
+
+
+def sampler_benchmark(rounds: int, repeats: int, tunix: str | None) -> None:
+  tomk = tomk_sampler(repeats)
+  peer = tunix_sampler(tunix, repeats) if tunix else None
+  ours, theirs, compiles, versions = [], [], 0, None
+  for _ in range(rounds):                                   # alternately
+    rate, n = tomk()
+    ours.append(rate)
+    compiles += n
+    if peer:
+      rate, n, versions = peer()
+      theirs.append(rate)
+      compiles += n
+  record = {'measure': 'sampler', **SAMPLER, 'tomk_tokens_per_s': spread(ours),
+            'timed_compiles': compiles, 'load_average': os.getloadavg()[0]}
+  line = f'sampler: tomk {statistics.median(ours):,.0f} tok/s ({min(ours):,.0f}–{max(ours):,.0f})'
+  if theirs:
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    record.update(tunix_tokens_per_s=spread(theirs), ratio=ratio, tunix_versions=versions)
+    line += (f', Tunix {statistics.median(theirs):,.0f} tok/s ({min(theirs):,.0f}–'
+             f'{max(theirs):,.0f}): {ratio:.2f}× Tunix (target ≥ 1.5)')
+  emit(record, line + f'; {compiles} compilations in timed calls')
+
+
+# --- the train step ------------------------------------------------------------------------
+
+
+def model_flops(model_config: ModelConfig, params, batch: int, seq: int) -> float:
+  """Model FLOPs of one training step: 6·N·T over the matmul parameters (all but the token
+  embedding, which is a gather) plus attention's scores and values, 12·layers·T·S·d."""
+  matmuls = sum(count_params(params).values()) - model_config.vocab_size * model_config.d_model
+  layers = model_config.trunk_layers + 2 * model_config.tower_layers     # both streams
+  tokens = batch * seq
+  return 6 * matmuls * tokens + 12 * layers * tokens * seq * model_config.d_model
+
+
+def plain_step_fn(model, tx):
+  """One objective (both streams' NLL summed) by jax.value_and_grad over the whole tree,
+  the same optimizer and finite check as train.make_train_step."""
+  def step(state, batch):
+    def loss(params):
+      logits = model.apply(params, batch['inputs'])
+      return sum((routing.token_nll(l, batch) * batch['weights']).mean() for l in logits.values())
+    value, grads = jax.value_and_grad(loss)(state['params'])
+    updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
+    finite = jnp.all(jnp.isfinite(value)) & jnp.all(jnp.stack(
+        [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    params = jax.tree.map(jnp.add, state['params'], updates)
+    return {**state, 'params': keep(params, state['params']),
+            'opt_state': keep(opt_state, state['opt_state'])}, value
+  return step
+
+
+def train_step_benchmark(rounds: int, repeats: int, peak: float) -> None:
+  config = config_lib.base()
+  config_lib.set_routes(config, pretrain.ROUTES)
+  batch_size, seq = config.batch_size, config.data.seq_len
+  model_config = ModelConfig.from_config({**config.model.to_dict(), 'vocab_size': 1024})
+  model = Model(model_config)
+  tokens = np.random.default_rng(0).integers(0, 1024, (batch_size, seq + 1))
+  batch = {'inputs': jnp.asarray(tokens[:, :-1], jnp.int32),
+           'targets': jnp.asarray(tokens[:, 1:], jnp.int32),
+           'weights': jnp.ones((batch_size, seq)), 'rewards': jnp.ones((batch_size, seq))}
+  tx = optimizer.make(config.optimizer, {'perception', 'behavior', 'prediction'}, 1000)
+  steps = {'routed': jax.jit(train.make_train_step(model, tx, pretrain, config),
+                             donate_argnums=0),
+           'plain': jax.jit(plain_step_fn(model, tx), donate_argnums=0)}
+  states = {name: train.make_state(model, tx, jax.random.key(0)) for name in steps}
+  flops = model_flops(model_config, states['routed']['params'], batch_size, seq)
+
+  def run(name):
+    states[name], out = steps[name](states[name], batch)
+    jax.block_until_ready(out)
+  for name in steps:
+    run(name)
+    run(name)
+  times = {name: [] for name in steps}
+  compiles = 0
+  for _ in range(rounds):
+    for name in steps:
+      seconds, n = timed(lambda: run(name), repeats)
+      times[name].append(statistics.median(seconds))
+      compiles += n
+  routed, plain = (statistics.median(times[n]) for n in ('routed', 'plain'))
+  share = flops / routed / 1e9 / peak
+  emit({'measure': 'train_step', 'batch': batch_size, 'seq': seq, 'model_flops': flops,
+        'routed_s': spread(times['routed']), 'plain_s': spread(times['plain']),
+        'gflops': flops / routed / 1e9, 'peak_share': share, 'routing_ratio': routed / plain,
+        'timed_compiles': compiles},
+       f'train step {batch_size} × {seq}: routed {routed * 1e3:.1f} ms = '
+       f'{flops / routed / 1e9:.1f} GFLOP/s = {share:.0%} of the peak (target ≥ 50 %); '
+       f'plain {plain * 1e3:.1f} ms: routing {routed / plain:.3f}× (target ≤ 1.05); '
+       f'{compiles} compilations in timed calls')
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--rounds', type=int, default=3)
+  parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--tunix_python', default=os.environ.get('TOMK_TUNIX_PYTHON'))
+  parser.add_argument('--only', default='sampler,train_step')
+  args = parser.parse_args()
+  work = set(args.only.split(','))
+  env = environment()
+  emit(env, f'{platform.node()}: {env["cpus"]} CPUs {env["cpu_flags"]}, load '
+            f'{env["load_average"]:.2f}, jax {env["versions"]["jax"]}')
+  if env['load_average'] > 0.3:
+    print('  (the machine is not quiet: load average above 0.3)', flush=True)
+  peak = matmul_peak()
+  emit({'measure': 'peak', 'gflops': peak}, f'XLA f32 matmul peak here: {peak:.1f} GFLOP/s')
+  if 'sampler' in work:
+    if not args.tunix_python:
+      print(f'  no Tunix side (make one: {TUNIX_VENV}); tomk alone', flush=True)
+    sampler_benchmark(args.rounds, args.repeats, args.tunix_python)
+  if 'train_step' in work:
+    train_step_benchmark(args.rounds, args.repeats, peak)
+
+
+if __name__ == '__main__':
+  sys.exit(main())
