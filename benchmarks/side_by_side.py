@@ -28,6 +28,7 @@ average below 0.3); its figures move from host to host, its ratios much less.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -39,6 +40,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from tomk import config as config_lib, optimizer, routing, train
 from tomk.algorithms import pretrain
@@ -123,7 +125,7 @@ def tomk_sampler(repeats: int):
   rng = np.random.default_rng(0)
   prompts = rng.integers(3, 1024, (SAMPLER['batch'], SAMPLER['prompt_len'])).tolist()
   config = SamplingConfig(max_new_tokens=SAMPLER['new'], temperature=1.0)
-  calls = iter(range(10 ** 6))
+  calls = itertools.count()
 
   def call():
     samples = sampler(params, prompts, jax.random.key(next(calls)), config=config)
@@ -196,10 +198,9 @@ def plain_step_fn(model, tx):
       return sum((routing.token_nll(l, batch) * batch['weights']).mean() for l in logits.values())
     value, grads = jax.value_and_grad(loss)(state['params'])
     updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
-    finite = jnp.all(jnp.isfinite(value)) & jnp.all(jnp.stack(
-        [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    finite = train.all_finite((value, grads))
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
-    params = jax.tree.map(jnp.add, state['params'], updates)
+    params = optax.apply_updates(state['params'], updates)
     return {**state, 'params': keep(params, state['params']),
             'opt_state': keep(opt_state, state['opt_state'])}, value
   return step

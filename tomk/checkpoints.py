@@ -152,7 +152,8 @@ def set_aside_stage(workdir: str, stage: str, config, why: str) -> None:
 
 
 # The parameters a run imported (model.init_from), before its first step, evaluated as if
-# a stage of that name had ended with them: eval/imported.json.
+# a stage of that name had ended with them: eval/imported.json. The leaves the checkpoint
+# lacks (LoRA adapters, the reward head) come from the run's own key, as in train.setup.
 IMPORTED = 'imported'
 
 

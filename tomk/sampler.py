@@ -98,13 +98,14 @@ def generate(model: Model, params, tokens, valid, key, *, stream: str, eot_id: i
         lambda x: jnp.repeat(x, num_samples, 0) if x.ndim else x, (logits, cache, valid))
   next_position = valid.sum(1)                       # [B] where the first new token goes
   # Step i's noise is jax.random.gumbel(fold_in(key, i)): the tokens categorical would draw.
-  block = max(1, min(steps, NOISE_BLOCK // logits[:, -1].size))
+  # Greedy decoding draws none (a block of 1 that stays zero).
+  block = max(1, min(steps, NOISE_BLOCK // logits[:, -1].size)) if config.temperature else 1
   def noise_from(start):
     return jax.vmap(lambda i: jax.random.gumbel(jax.random.fold_in(key, i), logits[:, -1].shape,
                                                 logits.dtype))(start + jnp.arange(block))
 
   def cond(carry):
-    i, *_, done, _, _, _ = carry
+    i, done = carry[0], carry[3]
     return (i < steps) & ~jnp.all(done)
 
   def body(carry):
@@ -124,7 +125,7 @@ def generate(model: Model, params, tokens, valid, key, *, stream: str, eot_id: i
                                       stream, emitted[:, None])
     return i + 1, out, logprobs, done, step_logits[:, -1], cache, noise
 
-  noise = jnp.zeros(((block,) + logits[:, -1].shape) if config.temperature else (1, 1, 1),
+  noise = jnp.zeros((block,) + (logits[:, -1].shape if config.temperature else (1, 1)),
                     logits.dtype)
   carry = (jnp.zeros((), jnp.int32), jnp.full((batch, steps), pad_id, jnp.int32),
            jnp.zeros((batch, steps), jnp.float32), jnp.zeros((batch,), bool), logits[:, -1], cache,

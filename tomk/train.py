@@ -82,7 +82,8 @@ def make_state(model: Model, tx, rng, boxed=False, with_reference=False):
   return state if boxed else nn.unbox(state)
 
 
-def _all_finite(tree):
+def all_finite(tree):
+  """Whether every leaf of `tree` is finite: a step that is not is not applied."""
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
@@ -99,7 +100,7 @@ def make_train_step(model, tx, algorithm, config):
     updates, opt_state = tx.update(grads, state['opt_state'], state['params'],
                                    update_scales=scales)
     params = optax.apply_updates(state['params'], updates)
-    finite = _all_finite((metrics, grads))
+    finite = all_finite((metrics, grads))
     # A non-finite step is not applied; the host stops the run at its next log, naming it.
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
     first_bad = jnp.where((state['nonfinite_step'] < 0) & ~finite, state['step'],
