@@ -154,10 +154,11 @@ class LetterModel:
   def __init__(self, favourites):
     self.favourites = favourites
 
-  def apply(self, params, tokens, streams=STREAMS):
+  def apply(self, params, tokens, streams=STREAMS, readout_at=None):
     del params
+    shape = tokens.shape if readout_at is None else readout_at.shape
     return {s: jnp.broadcast_to(jax.nn.one_hot(ord(self.favourites[s]), 1000) * 5.0,
-                                tokens.shape + (1000,)) for s in streams}
+                                shape + (1000,)) for s in streams}
 
 
 def test_ranking_picks_the_candidate_with_the_higher_likelihood():
@@ -236,6 +237,29 @@ def test_one_compilation_per_padded_length():
   assert [len(s['behavior'][0]) for s in scores] == [len(s) - 1 for s in sequences]
   with pytest.raises(ValueError, match='evaluation.lengths'):
     scorer.token_scores([list(range(40))])
+
+
+def test_scoring_some_tokens_reads_out_only_those_with_at_most_three_compilations():
+  from tomk.model import Model, ModelConfig
+  model = Model(ModelConfig(vocab_size=300, d_model=16, num_heads=2, ffn_dim=32, trunk_layers=1,
+                            tower_layers=1, max_len=64))
+  params = model.init(jax.random.key(0))
+  scorer = scoring.Scorer(model, params, ByteTokenizer(), batch_size=2, lengths=(32,))
+  rng = np.random.default_rng(0)
+  sequences = [list(rng.integers(1, 300, n)) for n in (20, 31, 32, 25, 9, 30)]
+  # Batches of two by length: (9, 20) ask for 25 tokens (all), (25, 30) for 4 (an eighth
+  # of 32 suffices), (31, 32) for 10 (a half).
+  scored = [np.arange(len(s) - 1) >= len(s) - 1 - k for s, k in
+            zip(sequences, (3, 2, 10, 4, 25, 1))]
+  full = scorer.token_scores(sequences)
+  assert scorer.traces == 1
+  some = scorer.token_scores(sequences, scored)
+  assert scorer.traces == 3          # an eighth and a half; all was compiled before
+  for f, s, wanted in zip(full, some, scored):
+    for stream in STREAMS:
+      np.testing.assert_allclose(s[stream][0][wanted], f[stream][0][wanted], atol=1e-5)
+      np.testing.assert_array_equal(s[stream][1][wanted], f[stream][1][wanted])
+      assert np.isnan(s[stream][0][~wanted]).all() and not s[stream][1][~wanted].any()
 
 
 def test_partner_turn_mask_covers_exactly_the_other_speakers_turns():

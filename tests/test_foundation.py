@@ -224,6 +224,9 @@ def test_kindness_from_smollm2_runs_and_exports_a_stream_transformers_loads(data
   saved = json.load(open(workdir / 'config.json'))
   assert saved['model']['init_from'] == 'smollm2' and saved['model']['tower_layers'] == 1
   assert os.path.exists(workdir / 'eval.json') and os.path.exists(workdir / 'report.md')
+  # The run evaluated what it imported before its first step: the report's first column.
+  assert json.load(open(workdir / 'eval' / 'imported.json'))['step'] == 0
+  assert '| imported |' in open(workdir / 'report.md').read().replace('  ', ' ')
   out = tmp_path / 'exported'
   assert 'exported the behavior stream' in export.export(str(workdir), str(out))
   _, model, tokenizer, params, _ = checkpoints.load_run(str(workdir))

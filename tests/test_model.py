@@ -61,3 +61,15 @@ def test_cached_decoding_matches_full_sequence_for_both_streams():
       logits, cache = decode(params, tokens[:, t:t + 1], jnp.full((3, 1), t), cache, stream=stream)
       chunks.append(logits)
     np.testing.assert_allclose(np.concatenate(chunks, 1), full[stream], atol=2e-5, rtol=1e-5)
+
+
+def test_reading_out_some_positions_gives_those_positions_logits():
+  model = Model(CONFIG)
+  params = model.init(jax.random.key(0))
+  tokens = jax.random.randint(jax.random.key(4), (2, 12), 0, CONFIG.vocab_size)
+  at = jnp.array([[11, 3, 0], [5, 5, 7]])
+  full, some = model.apply(params, tokens), model.apply(params, tokens, readout_at=at)
+  for stream in full:
+    assert some[stream].shape == (2, 3, CONFIG.vocab_size)
+    np.testing.assert_allclose(some[stream], jnp.take_along_axis(full[stream], at[..., None], 1),
+                               atol=1e-6)

@@ -98,6 +98,8 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
   params, summary, results = None, {}, None
   evaluated = curriculum.evaluated(stages)
   for (name, stage_config), offset in zip(stages, offsets):
+    if stage_config.model.init_from and name == _first_policy_stage(stages):
+      _evaluate_imported(workdir)
     params, summary = train.run_stage(stage_config, name, workdir, mesh, tokenizer,
                                       eval_batches, writer, offset, params)
     if name in evaluated:
@@ -120,6 +122,22 @@ def _signal_stages(stages, evaluated) -> list[str]:
   stage and, when that is an RL stage, of the one before it, whose policy it starts from."""
   final_rl = algorithms.get(stages[-1][1].algorithm).DATA == 'prompts'
   return evaluated[-2:] if final_rl else evaluated[-1:]
+
+
+def _first_policy_stage(stages) -> str | None:
+  """The first stage that trains the policy (a curriculum may open with reward_model)."""
+  return next((name for name, _ in stages if curriculum.policy_stage(stages, name) == name), None)
+
+
+def _evaluate_imported(workdir):
+  """The checkpoint the run starts from, before its first step (eval/imported.json): the
+  'before' of a run from a pretrained model, scored by the reward model trained so far."""
+  if evaluation.load(workdir, checkpoints.IMPORTED) is not None:
+    if jax.process_index() == 0:
+      print(f'[{checkpoints.IMPORTED}] evaluated before: '
+            f'{rundir.eval_path(workdir, checkpoints.IMPORTED)}', flush=True)
+    return
+  evaluation.run(workdir, stage=checkpoints.IMPORTED, signal=True)
 
 
 def _evaluate_stage(workdir, stages, stage, signal):

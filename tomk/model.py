@@ -180,19 +180,25 @@ class Tower(nn.Module):
 
   With `reward_head` (the prediction tower, when ModelConfig.reward_head) it also
   holds a RewardHead; `with_reward=True` returns (logits, reward) instead of logits.
+  `readout_at` [B, K] (positions along the length) reads out only those positions: logits
+  [B, K, V], where the readout would otherwise cost every position its vocabulary-wide
+  product (a third of a pretrained model's forward pass, at 49,152 words).
   """
   config: ModelConfig
   reward_head: bool = False
   adapt: bool = False       # made with LoRA (applied, a tower uses whatever its params hold)
 
   @nn.compact
-  def __call__(self, h, positions, cache: list | None = None, key_mask=None, with_reward=False):
+  def __call__(self, h, positions, cache: list | None = None, key_mask=None, with_reward=False,
+               readout_at=None):
     c = self.config
     new_cache = []
     for i in range(c.tower_layers):
       h, layer_cache = Block(c, self.adapt, name=f'block_{i}')(h, positions,
                                                    None if cache is None else cache[i], key_mask)
       new_cache.append(layer_cache)
+    if readout_at is not None:
+      h = jnp.take_along_axis(h, readout_at[..., None], axis=1)
     h = RMSNorm(c.norm_eps, name='final_norm')(h)
     logits = dense(c.vocab_size, ('embed', 'vocab'), 'readout')(h).astype(jnp.float32)
     logits = nn.with_logical_constraint(logits, ('batch', 'length', 'vocab'))
@@ -238,9 +244,10 @@ class Model:
     positions = _default_positions(tokens, positions)
     return self.perception.apply({'params': perception_params}, tokens, positions, cache, key_mask)
 
-  def stream(self, tower_params, h, positions=None, cache=None, key_mask=None):
+  def stream(self, tower_params, h, positions=None, cache=None, key_mask=None, readout_at=None):
     positions = _default_positions(h[..., 0], positions)
-    return self.tower.apply({'params': tower_params}, h, positions, cache, key_mask)
+    return self.tower.apply({'params': tower_params}, h, positions, cache, key_mask,
+                            readout_at=readout_at)
 
   def stream_outputs(self, tower_params, h, positions=None, key_mask=None, reward=False):
     """What a training objective may read of a stream: {'logits'}, and with `reward`
@@ -257,10 +264,13 @@ class Model:
     return {'logits': logits, 'reward': r}
 
   # --- the whole model ---------------------------------------------------------------------
-  def apply(self, params, tokens, positions=None, streams=STREAMS, key_mask=None):
-    """Both streams' logits: {'behavior': [B,T,V], 'prediction': [B,T,V]}."""
+  def apply(self, params, tokens, positions=None, streams=STREAMS, key_mask=None,
+            readout_at=None):
+    """Both streams' logits: {'behavior': [B,T,V], 'prediction': [B,T,V]} ([B,K,V] at the
+    positions `readout_at` [B,K] names)."""
     h, _ = self.perceive(params['perception'], tokens, positions, key_mask=key_mask)
-    return {s: self.stream(params[s], h, positions, key_mask=key_mask)[0] for s in streams}
+    return {s: self.stream(params[s], h, positions, key_mask=key_mask, readout_at=readout_at)[0]
+            for s in streams}
 
   def reward(self, params, tokens, positions=None, key_mask=None):
     """r̂ [B, T]: the prediction side's reward head at every position of `tokens`."""
@@ -280,19 +290,21 @@ class Model:
     return {'valid': jnp.zeros((batch_size, max_len), bool), 'perception': layers(c.trunk_layers),
             **{s: layers(c.tower_layers) for s in streams}}
 
-  def decode(self, params, tokens, positions, cache: Cache, stream: str, valid=None):
+  def decode(self, params, tokens, positions, cache: Cache, stream: str, valid=None,
+             readout_at=None):
     """Runs a chunk (prompt or one token) of one stream through the cache.
 
     `valid` [B, t] marks real tokens of the chunk (False = left padding). Returns
-    that stream's logits for the chunk and the updated cache; the perception cache
-    is shared by both streams.
+    that stream's logits for the chunk (at `readout_at` [B, K], chunk positions, if given)
+    and the updated cache; the perception cache is shared by both streams.
     """
     valid = jnp.ones(tokens.shape, bool) if valid is None else valid
     key_mask = jax.lax.dynamic_update_slice_in_dim(
         cache['valid'], valid, cache['perception'][0]['index'], 1)
     h, perception_cache = self.perceive(params['perception'], tokens, positions,
                                         cache['perception'], key_mask)
-    logits, stream_cache = self.stream(params[stream], h, positions, cache[stream], key_mask)
+    logits, stream_cache = self.stream(params[stream], h, positions, cache[stream], key_mask,
+                                       readout_at)
     return logits, {**cache, 'valid': key_mask, 'perception': perception_cache,
                     stream: stream_cache}
 

@@ -220,7 +220,7 @@ def write(workdir: str, plots: bool = True) -> str:
   for _, stage_config in stages:
     ends.append(ends[-1] + stage_config.steps)
   columns = curriculum.evaluated(stages)     # an interleaved stage: its last sub-stage only
-  if evaluation.load(workdir, checkpoints.IMPORTED) is not None:   # tomk.evaluate --stage=imported
+  if evaluation.load(workdir, checkpoints.IMPORTED) is not None:   # a run from init_from
     columns = [checkpoints.IMPORTED] + columns
   evaluations = _stage_evaluations(workdir, columns)
   settings = config.evaluation

@@ -92,7 +92,9 @@ def generate(model: Model, params, tokens, valid, key, *, stream: str, eot_id: i
   batch, steps = prompts * num_samples, config.max_new_tokens
   cache = model.init_cache(prompts, prompt_len + steps, streams=(stream,))
   positions = jnp.maximum(jnp.cumsum(valid, 1) - 1, 0)
-  logits, cache = model.decode(params, tokens, positions, cache, stream, valid)
+  # The prompt's last position is the only one whose logits are read.
+  logits, cache = model.decode(params, tokens, positions, cache, stream, valid,
+                               readout_at=jnp.full((prompts, 1), prompt_len - 1))
   if num_samples > 1:                                # every array with a batch axis
     logits, cache, valid = jax.tree.map(
         lambda x: jnp.repeat(x, num_samples, 0) if x.ndim else x, (logits, cache, valid))

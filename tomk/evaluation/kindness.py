@@ -27,7 +27,7 @@ def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> tupl
   prompt_len = config.rl.prompt_len
   sampler = Sampler(model, tokenizer.eot_id, tokenizer.pad_id, prompt_len=prompt_len)
   sampling = SamplingConfig(max_new_tokens=config.rl.max_new_tokens, temperature=0.0)
-  prediction_accuracy = jax.jit(_self_prediction(model))
+  prediction_accuracy = jax.jit(_self_prediction(model, sampling.max_new_tokens))
   results, rows = {}, []
   for split in settings.splits:
     for family in scenarios.FAMILIES:
@@ -58,12 +58,16 @@ def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> tupl
   return results, rows
 
 
-def _self_prediction(model):
+def _self_prediction(model, steps: int):
   def accuracy(params, batch):
+    # Read out only the targets that can be response tokens: the last `steps`.
+    batch_size, length = batch['targets'].shape
+    start = length - steps
+    at = jnp.broadcast_to(jnp.arange(start, length), (batch_size, steps))
     logits = model.apply(params, batch['inputs'], batch['positions'], streams=('prediction',),
-                         key_mask=batch['key_mask'])['prediction']
-    correct = (jnp.argmax(logits, -1) == batch['targets']).astype(jnp.float32)
-    mask = batch['response_mask']
+                         key_mask=batch['key_mask'], readout_at=at)['prediction']
+    correct = (jnp.argmax(logits, -1) == batch['targets'][:, start:]).astype(jnp.float32)
+    mask = batch['response_mask'][:, start:]
     return (correct * mask).sum() / jnp.maximum(mask.sum(), 1.0)
   return accuracy
 

@@ -47,10 +47,16 @@ def token_measure(scorer: scoring.Scorer, sequences: list[list[int]], masks: lis
   masks[i][t] says whether token t of sequence i is scored; groups[i] names the
   conversation sequence i is cut from, so n counts conversations, not windows.
   """
-  groups = list(range(len(sequences))) if groups is None else groups
-  scores = scorer.token_scores(sequences)
+  return pooled(scorer.streams, scorer.token_scores(sequences, [m[1:] for m in masks]), masks,
+                groups)
+
+
+def pooled(streams, scores: list[scoring.TokenScores], masks: list[np.ndarray],
+           groups: list[int] | None = None) -> dict:
+  """token_measure of token scores at hand (which hold every masked token)."""
+  groups = list(range(len(masks))) if groups is None else groups
   results = {}
-  for stream in scorer.streams:
+  for stream in streams:
     nll = hits = tokens = 0.0
     for i, mask in enumerate(masks):
       log_likelihood, hit = scores[i][stream]
@@ -130,8 +136,11 @@ def scenario_measures(scorer: scoring.Scorer, tokenizer, examples: list[dict],
     sequences.append(tokens)
     partner_masks.append(partner)
     reaction_masks.append(reaction)
-  return {'partner_turns': token_measure(scorer, sequences, partner_masks),
-          'reaction': token_measure(scorer, sequences, reaction_masks)}
+  # One pass for both: the reaction is the partner's last turn.
+  scores = scorer.token_scores(sequences, [(p | r)[1:]
+                                           for p, r in zip(partner_masks, reaction_masks)])
+  return {'partner_turns': pooled(scorer.streams, scores, partner_masks),
+          'reaction': pooled(scorer.streams, scores, reaction_masks)}
 
 
 def next_turn_pairs(examples: list[dict], switch_names_in_text: bool = True):

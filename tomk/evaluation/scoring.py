@@ -11,6 +11,11 @@ once per length, not once per sequence length. A compilation costs seconds, so a
 lengths with some padding beat many tight ones. Padding sits after the real tokens,
 so causal attention keeps it out of every real position.
 
+Only the positions asked for are read out (the vocabulary-wide product is a third of a
+pretrained model's forward pass, and a candidate answer is a few tokens of a story): a
+batch reads out a fixed eighth or half of its padded length when its sequences ask for
+no more, every position otherwise, so each padded length compiles at most three times.
+
 A continuation is encoded together with its prompt, because SentencePiece may tokenize
 a word differently at a text boundary; its tokens are those after the prompt's own
 token length. That split is only right when the prompt's tokens are a prefix of the
@@ -26,14 +31,18 @@ import numpy as np
 
 from tomk.model import STREAMS
 
-# Per sequence of T tokens: {stream: (log p(token t+1 | tokens ≤ t) [T-1], argmax hit [T-1])}.
+# Per sequence of T tokens: {stream: (log p(token t+1 | tokens ≤ t) [T-1], argmax hit [T-1])};
+# a target index the caller did not ask for holds NaN (and no hit).
 TokenScores = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def _token_scores(model, streams, params, tokens):
-  """tokens [B, L] -> {stream: (log-likelihood [B, L-1], argmax == next token [B, L-1])}."""
+def _token_scores(model, streams, params, tokens, readout_at):
+  """tokens [B, L], readout_at [B, K] target indices or None (all L-1) ->
+  {stream: (log-likelihood [B, K], argmax == next token [B, K])}."""
   inputs, targets = tokens[:, :-1], tokens[:, 1:]
-  logits = model.apply(params, inputs, streams=streams)
+  if readout_at is not None:
+    targets = jnp.take_along_axis(targets, readout_at, 1)
+  logits = model.apply(params, inputs, streams=streams, readout_at=readout_at)
   out = {}
   for stream in streams:
     log_probs = jax.nn.log_softmax(logits[stream].astype(jnp.float32), axis=-1)
@@ -59,19 +68,23 @@ class Scorer:
     self.traces = 0       # how often XLA traced the forward pass: at most once per length
     self.truncated = 0    # pairs whose prompt lost its beginning to fit max_length
 
-    def forward(params, tokens):
+    def forward(params, tokens, readout_at):
       self.traces += 1
-      return _token_scores(model, self.streams, params, tokens)
+      return _token_scores(model, self.streams, params, tokens, readout_at)
     self._forward = jax.jit(forward)
 
   # --- Whole sequences -------------------------------------------------------------------------
-  def token_scores(self, sequences: Sequence[Sequence[int]]) -> list[TokenScores]:
-    """Each stream's log-likelihood and argmax hit of every token after the first."""
+  def token_scores(self, sequences: Sequence[Sequence[int]],
+                   scored: Sequence[np.ndarray] | None = None) -> list[TokenScores]:
+    """Each stream's log-likelihood and argmax hit of every token after the first, or of
+    those scored[i] [len(sequences[i]) - 1] marks (target index t is token t + 1)."""
     for i, s in enumerate(sequences):
       if not 2 <= len(s) <= self.max_length:
         raise ValueError(f'sequence {i} has {len(s)} tokens; scoring needs 2 to '
                          f'evaluation.lengths[-1]={self.max_length}. Truncate it, or add a longer '
                          f'padded length to evaluation.lengths.')
+    wanted = [np.arange(len(s) - 1) if scored is None else np.flatnonzero(scored[i])
+              for i, s in enumerate(sequences)]
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     results: list[TokenScores | None] = [None] * len(sequences)
     for first in range(0, len(order), self.batch_size):
@@ -81,11 +94,26 @@ class Scorer:
       tokens = np.zeros((self.batch_size, length), np.int32)
       for row, i in enumerate(members):
         tokens[row, :len(sequences[i])] = sequences[i]
-      scores = jax.device_get(self._forward(self.params, tokens))
+      need = max(len(wanted[i]) for i in members)
+      width = None if scored is None else next(
+          (w for w in (length // 8, length // 2) if w >= need), None)
+      readout_at = None
+      if width is not None:                     # padding rows read position 0
+        readout_at = np.zeros((self.batch_size, width), np.int32)
+        for row, i in enumerate(members):
+          readout_at[row, :len(wanted[i])] = wanted[i]
+      scores = jax.device_get(self._forward(self.params, tokens, readout_at))
       for row, i in enumerate(members):
-        n = len(sequences[i]) - 1
-        results[i] = {s: (log_likelihood[row, :n], hit[row, :n])
-                      for s, (log_likelihood, hit) in scores.items()}
+        n, at = len(sequences[i]) - 1, wanted[i]
+        results[i] = {}
+        for stream, (log_likelihood, hit) in scores.items():
+          if readout_at is None:
+            results[i][stream] = (log_likelihood[row, :n], hit[row, :n])
+            continue
+          full_log_likelihood, full_hit = np.full(n, np.nan, np.float32), np.zeros(n, bool)
+          full_log_likelihood[at], full_hit[at] = (log_likelihood[row, :len(at)],
+                                                   hit[row, :len(at)])
+          results[i][stream] = (full_log_likelihood, full_hit)
     return results
 
   # --- Continuations after prompts -------------------------------------------------------------
@@ -120,7 +148,9 @@ class Scorer:
                     continuations: Sequence[str]) -> dict[str, np.ndarray]:
     """{stream: [N] log-likelihood of each continuation given its prompt}."""
     pairs = self.encode_pairs(prompts, continuations)
-    scores = self.token_scores([tokens for tokens, _ in pairs])
+    scores = self.token_scores([tokens for tokens, _ in pairs],
+                               [np.arange(len(tokens) - 1) >= prompt_length - 1
+                                for tokens, prompt_length in pairs])
     # Target index t scores token t + 1, so a continuation from token p is scored from p - 1.
     return {s: np.array([scores[i][s][0][prompt_length - 1:].sum(dtype=np.float64)
                          for i, (_, prompt_length) in enumerate(pairs)])
