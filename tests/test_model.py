@@ -1,7 +1,10 @@
 """The three-partition model: tree layout, stream independence, cached decoding."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from tomk.model import PARTITIONS, Model, ModelConfig
 
@@ -47,9 +50,14 @@ def test_a_document_masked_row_computes_each_document_as_if_alone():
   assert not np.allclose(plain['prediction'][:, 5:], packed['prediction'][:, 5:], atol=1e-3)
 
 
-def test_cached_decoding_matches_full_sequence_for_both_streams():
-  model = Model(CONFIG)
+@pytest.mark.parametrize('overrides', [{}, {'num_kv_heads': 2, 'attention_bias': True},
+                                       {'lora_partitions': 'behavior', 'lora_rank': 2}])
+def test_cached_decoding_matches_full_sequence_for_both_streams(overrides):
+  # Decoding joins the query/key/value and gate/up products (layers.fused), with biases and
+  # grouped heads; adapters keep them apart. Each way gives the full pass's logits.
+  model = Model(dataclasses.replace(CONFIG, **overrides))
   params = model.init(jax.random.key(0))
+  params = jax.tree.map(lambda x: x + 0.01 * jnp.ones_like(x), params)    # biases, B ≠ 0
   tokens = jax.random.randint(jax.random.key(2), (3, 16), 0, CONFIG.vocab_size)
   full = model.apply(params, tokens)
   decode = jax.jit(model.decode, static_argnames='stream')

@@ -74,18 +74,27 @@ def rollout(context: Context, algorithm, params, reference_params, examples: lis
   repeated = [c for c in conversations for _ in range(num_samples)]
   rewards, metrics = algorithm.rewards(context, params, repeated, responses, reward_key)
   rewards = np.asarray(rewards, np.float32)
+  batch = training_batch(prompt_tokens, prompt_valid, samples, rewards, num_samples,
+                         policy_gradient, context.tokenizer.pad_id, logprob_fn, reference_params)
+  metrics = {'reward/mean': float(rewards.mean()), 'reward/std': float(rewards.std()),
+             'response/length': float(np.asarray(samples.mask).sum(1).mean()), **metrics}
+  return batch, metrics, responses
+
+
+def training_batch(prompt_tokens, prompt_valid, samples, rewards: np.ndarray, num_samples: int,
+                   policy_gradient: rl.PolicyGradientConfig, pad_id: int, logprob_fn,
+                   reference_params) -> dict:
+  """Prompts [P, L] and their k = num_samples samples each, with one reward per sample, as
+  the `rl` objective's batch: advantages, rewards and the reference policy's log-probs."""
   advantage = rl.advantages(rewards, num_samples, policy_gradient.estimator)
   batch = rl.sequence_batch(jnp.repeat(prompt_tokens, num_samples, 0),
-                            jnp.repeat(prompt_valid, num_samples, 0), samples,
-                            context.tokenizer.pad_id)
+                            jnp.repeat(prompt_valid, num_samples, 0), samples, pad_id)
   mask = batch['response_mask']
   batch['weights'] = mask
   batch['advantages'] = jnp.asarray(advantage)[:, None] * mask
   batch['rewards'] = jnp.asarray(rewards)[:, None] * mask
   batch['ref_logprobs'] = logprob_fn(reference_params, batch)
-  metrics = {'reward/mean': float(rewards.mean()), 'reward/std': float(rewards.std()),
-             'response/length': float(np.asarray(samples.mask).sum(1).mean()), **metrics}
-  return batch, metrics, responses
+  return batch
 
 
 class Rollouts:
