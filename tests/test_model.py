@@ -53,8 +53,7 @@ def test_a_document_masked_row_computes_each_document_as_if_alone():
 @pytest.mark.parametrize('overrides', [{}, {'num_kv_heads': 2, 'attention_bias': True},
                                        {'lora_partitions': 'behavior', 'lora_rank': 2}])
 def test_cached_decoding_matches_full_sequence_for_both_streams(overrides):
-  # Decoding joins the query/key/value and gate/up products (layers.fused), with biases and
-  # grouped heads; adapters keep them apart. Each way gives the full pass's logits.
+  # Plain, grouped-query with attention biases (Qwen2), and with LoRA adapters.
   model = Model(dataclasses.replace(CONFIG, **overrides))
   params = model.init(jax.random.key(0))
   params = jax.tree.map(lambda x: x + 0.01 * jnp.ones_like(x), params)    # biases, B ≠ 0

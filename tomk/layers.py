@@ -4,7 +4,6 @@ Hugging Face Llama counterpart, so pretrained checkpoints import exactly (tomk/f
 """
 from __future__ import annotations
 
-import itertools
 import math
 
 import flax.linen as nn
@@ -75,35 +74,6 @@ def dense(features, axes, name, contract=1, bias=False, config=None, adapt=False
   rank = config.lora_rank if adapt and name in config.lora_targets.split(',') else 0
   alpha = config.lora_alpha if config is not None else 16.0
   return Dense(features, axes, contract, bias, rank, alpha, name=name)
-
-
-def fused(module: nn.Module, names: tuple[str, ...], x):
-  """x through the Dense children `names` of `module` as one product, when they can be: in
-  an applied module (their parameters exist), contracting one axis, with no adapters.
-  Their kernels side by side give the outputs of all in one call, split back into each
-  child's shape; None when they cannot.
-
-  A decoding step multiplies a few rows by each kernel, where a product's dispatch costs as
-  much as its arithmetic: three (query, key, value) or two (gate, up) become one. Inside
-  the sampler's loop the kernels are joined once (XLA hoists what the loop does not change).
-  """
-  if module.is_initializing() or 'params' not in module.variables:
-    return None
-  params = [module.variables['params'].get(name) for name in names]
-  if any(p is None or 'lora_a' in p for p in params):
-    return None
-  kernels = [p['kernel'] for p in params]
-  if any(k.shape[0] != x.shape[-1] for k in kernels):
-    return None
-  flat = [k.reshape(k.shape[0], -1) for k in kernels]
-  y = jnp.dot(*nn.dtypes.promote_dtype(x, jnp.concatenate(flat, 1), dtype=None))
-  if any('bias' in p for p in params):
-    y = y + jnp.concatenate([p['bias'].reshape(-1) if 'bias' in p else
-                             jnp.zeros(f.shape[1], f.dtype) for p, f in zip(params, flat)]
-                            ).astype(y.dtype)
-  ends = list(itertools.accumulate(f.shape[1] for f in flat))[:-1]
-  return [part.reshape(*x.shape[:-1], *k.shape[1:])
-          for part, k in zip(jnp.split(y, ends, -1), kernels)]
 
 
 def rope_frequencies(head_dim: int, base: float, scaling: str = ''):

@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from tomk.layers import RMSNorm, check_rope_scaling, dense, fused, rope
+from tomk.layers import RMSNorm, check_rope_scaling, dense, rope
 
 PARTITIONS = ('perception', 'behavior', 'prediction')
 LORA_TARGETS = {'query', 'key', 'value', 'out', 'gate', 'up', 'down'}
@@ -85,11 +85,9 @@ class Attention(nn.Module):
     project = lambda f, name, bias=c.attention_bias, contract=1: dense(
         f, ('heads', 'kv', 'embed') if contract == 2 else ('embed', 'heads', 'kv'), name,
         contract, bias, c, self.adapt)
-    # Decoding: one product for the three projections (layers.fused).
-    qkv = fused(self, ('query', 'key', 'value'), x) if cache is not None else None
-    q, k, v = qkv or (project((c.num_heads, c.head_dim), 'query')(x),
-                      project((c.kv_heads, c.head_dim), 'key')(x),
-                      project((c.kv_heads, c.head_dim), 'value')(x))
+    q = project((c.num_heads, c.head_dim), 'query')(x)
+    k = project((c.kv_heads, c.head_dim), 'key')(x)
+    v = project((c.kv_heads, c.head_dim), 'value')(x)
     q = rope(q, positions, c.rope_base, c.rope_scaling)
     k = rope(k, positions, c.rope_base, c.rope_scaling)
     # Head-major [B, heads, T, head_dim] from here on, as the cache keeps keys and values:
@@ -135,9 +133,8 @@ class Block(nn.Module):
                                               positions, cache, key_mask)
     x = nn.with_logical_constraint(x + y, ('batch', 'length', 'embed'))
     h = RMSNorm(c.norm_eps, name='mlp_norm')(x)
-    gate_up = fused(self, ('gate', 'up'), h) if cache is not None else None
-    gate, up = gate_up or (dense(c.ffn_dim, ('embed', 'mlp'), 'gate', config=c, adapt=self.adapt)(h),
-                           dense(c.ffn_dim, ('embed', 'mlp'), 'up', config=c, adapt=self.adapt)(h))
+    gate = dense(c.ffn_dim, ('embed', 'mlp'), 'gate', config=c, adapt=self.adapt)(h)
+    up = dense(c.ffn_dim, ('embed', 'mlp'), 'up', config=c, adapt=self.adapt)(h)
     down = dense(c.d_model, ('mlp', 'embed'), 'down', config=c, adapt=self.adapt)
     y = down(nn.silu(gate) * up)
     return nn.with_logical_constraint(x + y, ('batch', 'length', 'embed')), cache
