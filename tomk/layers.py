@@ -40,18 +40,17 @@ class Dense(nn.Module):
     kernel = self.param('kernel', nn.with_logical_partitioning(init, self.axes),
                         inputs + self.features, jnp.float32)
     x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=None)
-    contracting = (tuple(range(x.ndim - self.contract, x.ndim)), tuple(range(self.contract)))
-    y = jax.lax.dot_general(x, kernel, (contracting, ((), ())))
+    y = _matmul(x, kernel, self.contract)
     if self.bias:
       bias = self.param('bias', nn.with_logical_partitioning(nn.initializers.zeros,
                                                              self.axes[self.contract:]),
                         self.features, jnp.float32)
       y = y + bias.astype(y.dtype)
     if (self.is_initializing() and self.lora_rank) or self.has_variable('params', 'lora_a'):
-      y = y + self._adapter(x, inputs, contracting)
+      y = y + self._adapter(x, inputs)
     return y
 
-  def _adapter(self, x, inputs, contracting):
+  def _adapter(self, x, inputs):
     existing = self.get_variable('params', 'lora_a')
     rank = self.lora_rank if existing is None else existing.shape[-1]
 
@@ -64,8 +63,23 @@ class Dense(nn.Module):
         nn.initializers.zeros, (None,) + self.axes[self.contract:]),
                    (a.shape[-1],) + self.features, jnp.float32)
     x, a, b = nn.dtypes.promote_dtype(x, a, b, dtype=None)
-    low = jax.lax.dot_general(x, a, (contracting, ((), ())))
-    return jnp.tensordot(low, b, 1) * (self.lora_alpha / a.shape[-1])
+    low = _matmul(x, a, self.contract)
+    return _matmul(low, b, 1) * (self.lora_alpha / a.shape[-1])
+
+
+def _matmul(x, kernel, contract: int):
+  """x [..., *inputs] · kernel [*inputs, *features] -> [..., *features] as one 2-D product.
+
+  The leading axes of x (batch, length) and the contracted ones are each flattened into
+  one: the kernel's gradient then contracts a single axis, which XLA's CPU backend runs as
+  one fast matmul; with batch and length apart it took 3× as long (42 vs 14 ms for
+  32 × 127 × 256 by 256 × 1024), three quarters of a training step's time.
+  """
+  lead, inputs = x.shape[:x.ndim - contract], x.shape[x.ndim - contract:]
+  features = kernel.shape[contract:]
+  y = x.reshape(math.prod(lead), math.prod(inputs)) @ kernel.reshape(math.prod(inputs),
+                                                                      math.prod(features))
+  return y.reshape(*lead, *features)
 
 
 def dense(features, axes, name, contract=1, bias=False, config=None, adapt=False):
