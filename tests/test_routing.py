@@ -43,11 +43,13 @@ def _separate_gradient(model, params, batch, objective, weight):
     {'prediction_nll': {'prediction': 2.0, 'perception': 0.25}, 'behavior_nll': {'behavior': 1.0}},
     {'behavior_nll': {'behavior': 'reward_gate', 'perception': 'reward_gate'}},
 ])
-def test_partition_gradient_is_routed_sum_of_objective_gradients(routes):
+@pytest.mark.parametrize('constant_gate', [False, True])   # a gate of 1: one tower VJP
+def test_partition_gradient_is_routed_sum_of_objective_gradients(routes, constant_gate):
   model = Model(MODEL)
   params = model.init(jax.random.key(0))
   batch = _batch()
-  gates = {'reward_gate': jnp.clip(batch['rewards'], 0.0, 1.0)}
+  gates = {'reward_gate': jnp.ones_like(batch['rewards']) if constant_gate
+           else jnp.clip(batch['rewards'], 0.0, 1.0)}
   got, metrics = routing.routed_gradients(model, params, batch, pretrain.objectives(None), routes, gates)
   expected = jax.tree.map(jnp.zeros_like, params)
   for o in pretrain.objectives(None):

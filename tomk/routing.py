@@ -194,6 +194,17 @@ def routed_gradients(model: Model, params, batch, objectives: list[Objective], r
       grads[stream], g_h = tower_vjp(to_tower)
       h_cotangent = _add(h_cotangent, g_h)
       continue
+    if to_tower is not None and to_trunk is not None:
+      # Tower and trunk weighted apart (a gate on one): two VJPs through the tower, unless
+      # this batch's gate leaves their cotangents equal (a constant reward of 1), when one
+      # serves both. The test costs a pass over the cotangents; a tower VJP costs far more.
+      def apart():
+        return tower_vjp(to_tower)[0], tower_vjp(to_trunk)[1]
+      equal = jnp.all(jnp.stack([jnp.all(to_tower[k] == to_trunk[k]) for k in to_tower]))
+      tower_grads, g_h = jax.lax.cond(equal, lambda: tower_vjp(to_tower), apart)
+      grads[stream] = tower_grads
+      h_cotangent = _add(h_cotangent, g_h)
+      continue
     if to_tower is not None:
       grads[stream] = tower_vjp(to_tower)[0]
     if to_trunk is not None:
