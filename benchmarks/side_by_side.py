@@ -19,7 +19,10 @@ one JSON line ({"measure": ...}) followed by a human line:
   sampled tokens equal to token 3, reference log-probs with KL coefficient 0.04, one
   PPO-clipped AdamW update on all 32 sequences) on the benchmark model, against Tunix's
   GRPOLearner on an RLCluster (benchmarks/tunix_side.py grpo): seconds per iteration and
-  per phase, ratio of medians.
+  per phase, ratio of medians (benchmarks/rl_iteration.py).
+- kindness_iteration: an empathy iteration (1 and 2 simulated replies per response) beside
+  an rlhf one, each as a run does it (SocialWorld prompts, the run's tokenizer, the stage's
+  routed step), at the default RL settings on the benchmark model (rl_iteration.py).
 - train_step: the routed pretrain step at the default pretrain size (32 × 128 tokens),
   model FLOPs counted analytically (6·N·T for the matmul parameters N, plus attention's
   12·layers·T·S·d), as a share of the peak; and a plain step (one objective, both streams'
@@ -48,54 +51,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from tomk import config as config_lib, optimizer, rl, rollout, routing, train
-from tomk.algorithms import pretrain, rlhf
-from tomk.model import PARTITIONS, Model, ModelConfig, count_params
+from tomk import config as config_lib, optimizer, routing, train
+from tomk.algorithms import pretrain
+from tomk.model import Model, ModelConfig, count_params
 from tomk.sampler import Sampler, SamplingConfig
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from measuring import BENCHMARK_MODEL, HERE, emit, spread, timed
+import rl_iteration
+
 TUNIX_VENV = ('python3 -m venv /tmp/tunix && /tmp/tunix/bin/pip install google-tunix; then '
               'TOMK_TUNIX_PYTHON=/tmp/tunix/bin/python')
 SAMPLER = dict(batch=16, prompt_len=64, new=128)
-# Tunix GRPO's work: rollout (end of turn off), reward = share of tokens equal to `target`,
-# reference log-probs (KL coefficient 0.04), one PPO-clipped AdamW update on every sample.
-RL = dict(prompts=8, samples=4, prompt_len=64, new=64, kl_coef=0.04, target=3)
-BENCHMARK_MODEL = dict(vocab_size=1024, d_model=256, num_heads=4, ffn_dim=1024, trunk_layers=2,
-                       tower_layers=2, max_len=512)
-
-
-class Compiles:
-  """Counts XLA compilations (JAX's backend-compile events) in a region."""
-  def __init__(self):
-    self.count = 0
-    jax.monitoring.register_event_duration_secs_listener(self._event)
-
-  def _event(self, event, *_, **__):
-    if event == '/jax/core/compile/backend_compile_duration':
-      self.count += 1
-
-
-COMPILES = Compiles()
-
-
-def timed(fn, repeats: int) -> tuple[list[float], int]:
-  """Seconds of each of `repeats` calls of fn (which blocks), and compilations among them."""
-  before = COMPILES.count
-  seconds = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    seconds.append(time.perf_counter() - start)
-  return seconds, COMPILES.count - before
-
-
-def emit(record: dict, line: str) -> None:
-  print(json.dumps(record, sort_keys=True), flush=True)
-  print(f'  {line}', flush=True)
-
-
-def spread(values) -> dict:
-  return {'median': statistics.median(values), 'min': min(values), 'max': max(values)}
 
 
 def environment() -> dict:
@@ -186,100 +152,6 @@ def sampler_benchmark(rounds: int, repeats: int, tunix: str | None) -> None:
   emit(record, line + f'; {compiles} compilations in timed calls')
 
 
-# --- the RL iteration ------------------------------------------------------------------------
-
-
-def tomk_rl_iteration(repeats: int):
-  """A function that measures `repeats` rlhf iterations of tomk: seconds per iteration and
-  per phase (rollout with the reward, reference log-probs, update), compiles."""
-  config = config_lib.base()
-  config_lib.set_routes(config, rlhf.ROUTES)
-  config.rl.update(num_samples=RL['samples'], prompt_len=RL['prompt_len'],
-                   max_new_tokens=RL['new'], kl_coef=RL['kl_coef'], temperature=1.0)
-  for p in PARTITIONS:
-    config.optimizer[p].learning_rate = 1e-5
-  model = Model(ModelConfig(**BENCHMARK_MODEL))
-  tx = optimizer.make(config.optimizer, set(PARTITIONS), 1000)
-  state = train.make_state(model, tx, jax.random.key(0), with_reference=True)
-  state['reference'] = jax.tree.map(jnp.copy, state['params'])
-  step = jax.jit(train.make_train_step(model, tx, rlhf, config), donate_argnums=0)
-  sampler = Sampler(model, eot_id=-1, pad_id=0, prompt_len=RL['prompt_len'])
-  sampling = SamplingConfig(max_new_tokens=RL['new'], temperature=1.0)
-  policy_gradient = rl.PolicyGradientConfig.from_config(config.rl)
-  logprob_fn = jax.jit(lambda p, b: rl.token_logprobs(model, p, b))
-  calls = itertools.count()
-
-  def iteration() -> dict:
-    nonlocal state
-    i = next(calls)
-    prompts = np.random.default_rng(i).integers(3, 1024, (RL['prompts'], RL['prompt_len']))
-    tokens, valid = jnp.asarray(prompts, jnp.int32), jnp.ones(prompts.shape, bool)
-    start = time.perf_counter()
-    samples = sampler.sample_padded(state['params'], tokens, valid, jax.random.key(i),
-                                    'behavior', sampling, RL['samples'])
-    rewards = (np.asarray(samples.tokens) == RL['target']).mean(1)   # on the host, as Tunix
-    rolled = time.perf_counter()
-    batch = rollout.training_batch(tokens, valid, samples, rewards, RL['samples'],
-                                   policy_gradient, 0, logprob_fn, state['reference'])
-    jax.block_until_ready(batch)
-    referenced = time.perf_counter()
-    state, metrics = step(state, batch)
-    jax.block_until_ready(metrics)
-    end = time.perf_counter()
-    return {'iteration': end - start, 'rollout': rolled - start,
-            'reference': referenced - rolled, 'update': end - referenced}
-
-  iteration()
-  iteration()
-
-  def measure():
-    before = COMPILES.count
-    times = [iteration() for _ in range(repeats)]
-    return ({k: statistics.median(t[k] for t in times) for k in times[0]},
-            COMPILES.count - before)
-  return measure
-
-
-def tunix_rl_iteration(python: str, repeats: int):
-  command = [python, os.path.join(HERE, 'tunix_side.py'), 'grpo', f'--repeats={repeats}',
-             *(f'--{k.replace("_", "-")}={v}' for k, v in RL.items())]
-  def measure():
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode:
-      raise RuntimeError(f'the Tunix side failed:\n{done.stderr[-2000:]}')
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    return result['phases'], result['compiles']
-  return measure
-
-
-def rl_iteration_benchmark(rounds: int, repeats: int, tunix: str | None) -> None:
-  tomk = tomk_rl_iteration(repeats)
-  peer = tunix_rl_iteration(tunix, repeats) if tunix else None
-  ours, theirs, compiles = [], [], 0
-  for _ in range(rounds):                                   # alternately
-    phases, n = tomk()
-    ours.append(phases)
-    compiles += n
-    if peer:
-      phases, n = peer()
-      theirs.append(phases)
-      compiles += n
-  median = lambda runs, k: statistics.median(r[k] for r in runs)
-  record = {'measure': 'rl_iteration', **RL, 'timed_compiles': compiles,
-            'tomk_s': {k: spread([r[k] for r in ours]) for k in ours[0]},
-            'load_average': os.getloadavg()[0]}
-  phases = ', '.join(f'{k} {median(ours, k):.2f}' for k in ours[0] if k != 'iteration')
-  line = (f'rl iteration ({RL["prompts"]} prompts × {RL["samples"]} samples, {RL["new"]} new): '
-          f'tomk {median(ours, "iteration"):.2f} s ({phases})')
-  if theirs:
-    ratio = median(theirs, 'iteration') / median(ours, 'iteration')
-    record.update(tunix_s={k: spread([r[k] for r in theirs]) for k in theirs[0]}, ratio=ratio)
-    phases = ', '.join(f'{k} {median(theirs, k):.2f}' for k in theirs[0] if k != 'iteration')
-    line += (f', Tunix GRPO {median(theirs, "iteration"):.2f} s ({phases}): {ratio:.2f}× Tunix '
-             f'(target ≥ 1.5)')
-  emit(record, line + f'; {compiles} compilations in timed calls')
-
-
 # --- the train step ------------------------------------------------------------------------
 
 
@@ -356,7 +228,7 @@ def main():
   parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--tunix_python', default=os.environ.get('TOMK_TUNIX_PYTHON'))
-  parser.add_argument('--only', default='sampler,rl_iteration,train_step')
+  parser.add_argument('--only', default='sampler,rl_iteration,kindness_iteration,train_step')
   args = parser.parse_args()
   work = set(args.only.split(','))
   env = environment()
@@ -371,7 +243,9 @@ def main():
   if 'sampler' in work:
     sampler_benchmark(args.rounds, args.repeats, args.tunix_python)
   if 'rl_iteration' in work:
-    rl_iteration_benchmark(args.rounds, args.repeats, args.tunix_python)
+    rl_iteration.rlhf_against_tunix(args.rounds, args.repeats, args.tunix_python)
+  if 'kindness_iteration' in work:
+    rl_iteration.empathy_against_rlhf(args.rounds, args.repeats)
   if 'train_step' in work:
     train_step_benchmark(args.rounds, args.repeats, peak)
 
