@@ -28,6 +28,9 @@ one JSON line ({"measure": ...}) followed by a human line:
   12·layers·T·S·d), as a share of the peak; and a plain step (one objective, both streams'
   NLL summed, jax.value_and_grad over the whole tree) with the same optimizer and finite
   check: the routing overhead.
+- growth: the routed pretrain step at d_model 128 → 1024 (batch 32) and batch 8 → 64
+  (d_model 256), seconds, tokens/s and share of the peak; the sampler at batch 1 → 64
+  (cache 256) and cache 512 → 2048 (batch 16), tokens/s beside Tunix's (one round).
 
 Every timed call is checked to compile nothing (the count is printed). The Tunix side runs
 in a Python that has google-tunix: --tunix_python or $TOMK_TUNIX_PYTHON; without one the
@@ -92,34 +95,35 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
 # --- the sampler ---------------------------------------------------------------------------
 
 
-def tomk_sampler(repeats: int):
+def tomk_sampler(repeats: int, batch: int = SAMPLER['batch'],
+                 prompt_len: int = SAMPLER['prompt_len'], new: int = SAMPLER['new']):
   """A function that measures tomk's sampler once (`repeats` calls): tokens/s, compiles."""
-  model = Model(ModelConfig(**BENCHMARK_MODEL))
+  model = Model(ModelConfig(**{**BENCHMARK_MODEL,
+                               'max_len': max(BENCHMARK_MODEL['max_len'], prompt_len + new)}))
   params = model.init(jax.random.key(0))
   sampler = Sampler(model, eot_id=-1, pad_id=0)          # no end of turn: always `new` tokens
-  rng = np.random.default_rng(0)
-  prompts = rng.integers(3, 1024, (SAMPLER['batch'], SAMPLER['prompt_len'])).tolist()
-  config = SamplingConfig(max_new_tokens=SAMPLER['new'], temperature=1.0)
+  prompts = np.random.default_rng(0).integers(3, 1024, (batch, prompt_len)).tolist()
+  config = SamplingConfig(max_new_tokens=new, temperature=1.0)
   calls = itertools.count()
 
   def call():
     samples = sampler(params, prompts, jax.random.key(next(calls)), config=config)
     tokens = np.asarray(samples.tokens)                 # on the host, as Tunix's are
-    assert tokens.shape == (SAMPLER['batch'], SAMPLER['new'])
+    assert tokens.shape == (batch, new)
 
   call()
   call()
 
   def measure():
     seconds, compiles = timed(call, repeats)
-    return SAMPLER['batch'] * SAMPLER['new'] / statistics.median(seconds), compiles
+    return batch * new / statistics.median(seconds), compiles
   return measure
 
 
-def tunix_sampler(python: str, repeats: int):
-  command = [python, os.path.join(HERE, 'tunix_side.py'), 'sampler',
-             f'--batch={SAMPLER["batch"]}', f'--prompt-len={SAMPLER["prompt_len"]}',
-             f'--new={SAMPLER["new"]}', f'--repeats={repeats}']
+def tunix_sampler(python: str, repeats: int, batch: int = SAMPLER['batch'],
+                  prompt_len: int = SAMPLER['prompt_len'], new: int = SAMPLER['new']):
+  command = [python, os.path.join(HERE, 'tunix_side.py'), 'sampler', f'--batch={batch}',
+             f'--prompt-len={prompt_len}', f'--new={new}', f'--repeats={repeats}']
   def measure():
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
@@ -223,12 +227,67 @@ def train_step_benchmark(rounds: int, repeats: int, peak: float) -> None:
        f'{compiles} compilations in timed calls')
 
 
+# --- how cost grows ----------------------------------------------------------------------------
+
+
+def growth_benchmark(repeats: int, peak: float, tunix: str | None) -> None:
+  """Train-step time across model widths and batch sizes; sampler tokens/s across batch
+  sizes and cache lengths, beside Tunix where it runs. One table each."""
+  config = config_lib.base()
+  config_lib.set_routes(config, pretrain.ROUTES)
+  seq, rows = config.data.seq_len, []
+  for d_model, batch_size in [(128, 32), (256, 32), (512, 32), (1024, 32), (256, 8), (256, 64)]:
+    model_config = ModelConfig.from_config({
+        **config.model.to_dict(), 'vocab_size': 1024, 'd_model': d_model,
+        'num_heads': d_model // 64, 'ffn_dim': 4 * d_model})
+    model = Model(model_config)
+    tokens = np.random.default_rng(0).integers(0, 1024, (batch_size, seq + 1))
+    batch = {'inputs': jnp.asarray(tokens[:, :-1], jnp.int32),
+             'targets': jnp.asarray(tokens[:, 1:], jnp.int32),
+             'weights': jnp.ones((batch_size, seq)), 'rewards': jnp.ones((batch_size, seq))}
+    tx = optimizer.make(config.optimizer, {'perception', 'behavior', 'prediction'}, 1000)
+    step = jax.jit(train.make_train_step(model, tx, pretrain, config), donate_argnums=0)
+    state = [train.make_state(model, tx, jax.random.key(0))]
+    def run():
+      state[0], out = step(state[0], batch)
+      jax.block_until_ready(out)
+    run()
+    run()
+    seconds, compiles = timed(run, repeats)
+    second = statistics.median(seconds)
+    flops = model_flops(model_config, state[0]['params'], batch_size, seq)
+    rows.append({'d_model': d_model, 'batch': batch_size, 'seconds': second,
+                 'tokens_per_s': batch_size * seq / second, 'peak_share': flops / second / 1e9 / peak,
+                 'timed_compiles': compiles})
+  emit({'measure': 'train_step_growth', 'seq': seq, 'rows': rows},
+       'train step growth (routed pretrain step, sequence 128): ' + '; '.join(
+           f'd{r["d_model"]} × batch {r["batch"]}: {r["seconds"]:.2f} s, {r["tokens_per_s"]:,.0f} '
+           f'tok/s, {r["peak_share"]:.0%} of peak' for r in rows))
+  rows = []
+  for batch, prompt_len, new in [(1, 64, 192), (4, 64, 192), (16, 64, 192), (64, 64, 192),
+                                 (16, 384, 128), (16, 896, 128), (16, 1920, 128)]:
+    ours, compiles = tomk_sampler(repeats, batch, prompt_len, new)()
+    row = {'batch': batch, 'cache': prompt_len + new, 'tomk_tokens_per_s': ours,
+           'timed_compiles': compiles}
+    if tunix:
+      theirs, compiles, _ = tunix_sampler(tunix, repeats, batch, prompt_len, new)()
+      row.update(tunix_tokens_per_s=theirs, ratio=ours / theirs)
+      row['timed_compiles'] += compiles
+    rows.append(row)
+  emit({'measure': 'sampler_growth', 'rows': rows},
+       'sampler growth (tok/s; new tokens 192 at cache 256, else 128): ' + '; '.join(
+           f'batch {r["batch"]}, cache {r["cache"]}: tomk {r["tomk_tokens_per_s"]:,.0f}'
+           + (f', Tunix {r["tunix_tokens_per_s"]:,.0f} ({r["ratio"]:.2f}×)' if 'ratio' in r else '')
+           for r in rows))
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--tunix_python', default=os.environ.get('TOMK_TUNIX_PYTHON'))
-  parser.add_argument('--only', default='sampler,rl_iteration,kindness_iteration,train_step')
+  parser.add_argument('--only',
+                      default='sampler,rl_iteration,kindness_iteration,train_step,growth')
   args = parser.parse_args()
   work = set(args.only.split(','))
   env = environment()
@@ -248,6 +307,8 @@ def main():
     rl_iteration.empathy_against_rlhf(args.rounds, args.repeats)
   if 'train_step' in work:
     train_step_benchmark(args.rounds, args.repeats, peak)
+  if 'growth' in work:
+    growth_benchmark(args.repeats, peak, args.tunix_python)
 
 
 if __name__ == '__main__':

@@ -36,8 +36,8 @@ FINAL = 'empathy'      # configs/rlhf.py and configs/naive_kindness.py swap the 
 # interleaved imitation and infer_reward sub-stages (IMITATION_CYCLES cycles, half each).
 # Language-model stages use batch 8: on SocialWorld stories the model learns to answer
 # from the number of updates, not tokens (see configs/pretrain_social.py). Measured on 2
-# quiet cores: 18 min 19 s in all (pretrain 443 s, reward_model 76 s, finetune 83 s,
-# imitation ~100 s, empathy 150 s, each evaluation ~40 s).
+# quiet cores (2026-12-02): 7 min 38 s in all (pretrain 146 s, reward_model 28 s, finetune
+# 24 s, imitation 34 s, empathy 48 s, each evaluation ~15 s, each signal check ~42 s).
 STAGES = {
     'pretrain': (450, 8),
     'reward_model': (120, 32),
