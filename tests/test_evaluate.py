@@ -247,10 +247,10 @@ def test_scoring_some_tokens_reads_out_only_those_with_at_most_three_compilation
   scorer = scoring.Scorer(model, params, ByteTokenizer(), batch_size=2, lengths=(32,))
   rng = np.random.default_rng(0)
   sequences = [list(rng.integers(1, 300, n)) for n in (20, 31, 32, 25, 9, 30)]
-  # Batches of two by length: (9, 20) ask for 25 tokens (all), (25, 30) for 4 (an eighth
-  # of 32 suffices), (31, 32) for 10 (a half).
+  # Batches of two by length: (9, 20) ask for 18 tokens (all 31 positions read out), (25, 30)
+  # for 4 (an eighth of 32 suffices), (31, 32) for 10 (a half).
   scored = [np.arange(len(s) - 1) >= len(s) - 1 - k for s, k in
-            zip(sequences, (3, 2, 10, 4, 25, 1))]
+            zip(sequences, (18, 2, 10, 4, 3, 1))]
   full = scorer.token_scores(sequences)
   assert scorer.traces == 1
   some = scorer.token_scores(sequences, scored)
@@ -260,6 +260,8 @@ def test_scoring_some_tokens_reads_out_only_those_with_at_most_three_compilation
       np.testing.assert_allclose(s[stream][0][wanted], f[stream][0][wanted], atol=1e-5)
       np.testing.assert_array_equal(s[stream][1][wanted], f[stream][1][wanted])
       assert np.isnan(s[stream][0][~wanted]).all() and not s[stream][1][~wanted].any()
+  with pytest.raises(ValueError, match='one per target'):
+    scorer.token_scores(sequences[:1], [np.ones(len(sequences[0]), bool)])
 
 
 def test_partner_turn_mask_covers_exactly_the_other_speakers_turns():

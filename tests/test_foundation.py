@@ -217,16 +217,23 @@ def test_kindness_from_smollm2_runs_and_exports_a_stream_transformers_loads(data
   # The reward model and the first RL stage only, without the signal check: every stage and
   # evaluation of this model compiles for a 49,152-word vocabulary (the whole curriculum
   # took 5 min alone on 2 cores).
-  result = run_main(workdir, '--config.curriculum=reward_model,finetune',
-                    '--config.evaluation.signal_scenarios_per_family=0',
-                    config='configs/pretrained.py:smoke', timeout=900)
+  overrides = ('--config.curriculum=reward_model,finetune',
+               '--config.evaluation.signal_scenarios_per_family=0')
+  result = run_main(workdir, *overrides, config='configs/pretrained.py:smoke', timeout=900)
   assert '[finetune] starting from smollm2' in result.stdout + result.stderr
   saved = json.load(open(workdir / 'config.json'))
   assert saved['model']['init_from'] == 'smollm2' and saved['model']['tower_layers'] == 1
   assert os.path.exists(workdir / 'eval.json') and os.path.exists(workdir / 'report.md')
   # The run evaluated what it imported before its first step: the report's first column.
-  assert json.load(open(workdir / 'eval' / 'imported.json'))['step'] == 0
+  imported_eval = json.load(open(workdir / 'eval' / 'imported.json'))
+  assert imported_eval['step'] == 0
   assert '| imported |' in open(workdir / 'report.md').read().replace('  ', ' ')
+  # A branch of it copies that evaluation with the stages, rather than redoing it.
+  branched = tmp_path / 'branched'
+  result = run_main(branched, *overrides, f'--branch_from={workdir}',
+                    config='configs/pretrained.py:smoke', timeout=900)
+  assert '[imported] evaluated before' in result.stdout
+  assert json.load(open(branched / 'eval' / 'imported.json')) == imported_eval
   out = tmp_path / 'exported'
   assert 'exported the behavior stream' in export.export(str(workdir), str(out))
   _, model, tokenizer, params, _ = checkpoints.load_run(str(workdir))

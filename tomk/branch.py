@@ -90,6 +90,12 @@ def copy_stages(config, source: str, workdir: str, done: list[str], why: str) ->
       if os.path.exists(path(source, name)):
         os.makedirs(os.path.dirname(path(workdir, name)), exist_ok=True)
         shutil.copy2(path(source, name), path(workdir, name))
+  # The evaluation of an imported model (experiment._evaluate_imported), made after the
+  # first copied stage at the latest: equal configs import and score it alike.
+  for path in (rundir.eval_path, rundir.scenarios_path):
+    if done and os.path.exists(path(source, checkpoints.IMPORTED)):
+      os.makedirs(os.path.dirname(path(workdir, checkpoints.IMPORTED)), exist_ok=True)
+      shutil.copy2(path(source, checkpoints.IMPORTED), path(workdir, checkpoints.IMPORTED))
   # The records as written (bytes, old metric names and all): the copied stages are that
   # run's.
   with open(rundir.metrics_path(source)) as f:

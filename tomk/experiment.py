@@ -98,7 +98,7 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
   params, summary, results = None, {}, None
   evaluated = curriculum.evaluated(stages)
   for (name, stage_config), offset in zip(stages, offsets):
-    if stage_config.model.init_from and name == _first_policy_stage(stages):
+    if config.model.init_from and name == _first_policy_stage(stages):   # as load_run reads it
       _evaluate_imported(workdir)
     params, summary = train.run_stage(stage_config, name, workdir, mesh, tokenizer,
                                       eval_batches, writer, offset, params)

@@ -83,6 +83,12 @@ class Scorer:
         raise ValueError(f'sequence {i} has {len(s)} tokens; scoring needs 2 to '
                          f'evaluation.lengths[-1]={self.max_length}. Truncate it, or add a longer '
                          f'padded length to evaluation.lengths.')
+    if scored is not None:
+      for i, (s, marks) in enumerate(zip(sequences, scored, strict=True)):
+        if len(marks) != len(s) - 1:
+          raise ValueError(f'sequence {i}: {len(marks)} marks of scored targets for {len(s)} '
+                           f'tokens; give one per target, len(sequence) - 1 (mask[1:] of a '
+                           f'per-token mask).')
     wanted = [np.arange(len(s) - 1) if scored is None else np.flatnonzero(scored[i])
               for i, s in enumerate(sequences)]
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
@@ -107,12 +113,12 @@ class Scorer:
         n, at = len(sequences[i]) - 1, wanted[i]
         results[i] = {}
         for stream, (log_likelihood, hit) in scores.items():
-          if readout_at is None:
-            results[i][stream] = (log_likelihood[row, :n], hit[row, :n])
-            continue
           full_log_likelihood, full_hit = np.full(n, np.nan, np.float32), np.zeros(n, bool)
-          full_log_likelihood[at], full_hit[at] = (log_likelihood[row, :len(at)],
-                                                   hit[row, :len(at)])
+          if readout_at is None:            # every position read out: keep those asked for
+            full_log_likelihood[at], full_hit[at] = log_likelihood[row, at], hit[row, at]
+          else:
+            full_log_likelihood[at], full_hit[at] = (log_likelihood[row, :len(at)],
+                                                     hit[row, :len(at)])
           results[i][stream] = (full_log_likelihood, full_hit)
     return results
 
