@@ -43,3 +43,17 @@ def emit(record: dict, line: str) -> None:
 
 def spread(values) -> dict:
   return {'median': statistics.median(values), 'min': min(values), 'max': max(values)}
+
+
+def measure_phases(iteration, repeats: int):
+  """A function that times `repeats` calls of `iteration` (which returns {phase: seconds})
+  after two untimed ones (compilation): ({phase: median seconds}, compilations among them)."""
+  iteration()
+  iteration()
+
+  def measure():
+    before = COMPILES.count
+    times = [iteration() for _ in range(repeats)]
+    return ({k: statistics.median(t[k] for t in times) for k in times[0]},
+            COMPILES.count - before)
+  return measure

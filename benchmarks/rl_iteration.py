@@ -27,7 +27,7 @@ from tomk.data import batches, pipeline
 from tomk.model import PARTITIONS, Model, ModelConfig
 from tomk.sampler import Sampler, SamplingConfig
 
-from measuring import BENCHMARK_MODEL, COMPILES, HERE, emit, spread
+from measuring import BENCHMARK_MODEL, HERE, emit, measure_phases, spread
 
 # Tunix GRPO's work: rollout (end of turn off), reward = share of tokens equal to `target`,
 # reference log-probs (KL coefficient 0.04), one PPO-clipped AdamW update on every sample.
@@ -75,15 +75,7 @@ def tomk_rl_iteration(repeats: int):
     return {'iteration': end - start, 'rollout': rolled - start,
             'reference': referenced - rolled, 'update': end - referenced}
 
-  iteration()
-  iteration()
-
-  def measure():
-    before = COMPILES.count
-    times = [iteration() for _ in range(repeats)]
-    return ({k: statistics.median(t[k] for t in times) for k in times[0]},
-            COMPILES.count - before)
-  return measure
+  return measure_phases(iteration, repeats)
 
 
 def tunix_rl_iteration(python: str, repeats: int):
@@ -160,15 +152,7 @@ def tomk_iterations(name: str, repeats: int, horizon: int = 1):
     end = time.perf_counter()
     return {'iteration': end - start, 'rollout': rolled - start, 'update': end - rolled}
 
-  iteration()
-  iteration()
-
-  def measure():
-    before = COMPILES.count
-    times = [iteration() for _ in range(repeats)]
-    return ({k: statistics.median(t[k] for t in times) for k in times[0]},
-            COMPILES.count - before)
-  return measure, stage
+  return measure_phases(iteration, repeats), stage
 
 
 def empathy_against_rlhf(rounds: int, repeats: int) -> None:

@@ -185,16 +185,21 @@ def plain_step_fn(model, tx):
   return step
 
 
+def lm_batch(batch_size: int, seq: int) -> dict:
+  """Random tokens of the benchmark vocabulary as a pretrain batch, reward 1 everywhere."""
+  tokens = np.random.default_rng(0).integers(0, 1024, (batch_size, seq + 1))
+  return {'inputs': jnp.asarray(tokens[:, :-1], jnp.int32),
+          'targets': jnp.asarray(tokens[:, 1:], jnp.int32),
+          'weights': jnp.ones((batch_size, seq)), 'rewards': jnp.ones((batch_size, seq))}
+
+
 def train_step_benchmark(rounds: int, repeats: int, peak: float) -> None:
   config = config_lib.base()
   config_lib.set_routes(config, pretrain.ROUTES)
   batch_size, seq = config.batch_size, config.data.seq_len
   model_config = ModelConfig.from_config({**config.model.to_dict(), 'vocab_size': 1024})
   model = Model(model_config)
-  tokens = np.random.default_rng(0).integers(0, 1024, (batch_size, seq + 1))
-  batch = {'inputs': jnp.asarray(tokens[:, :-1], jnp.int32),
-           'targets': jnp.asarray(tokens[:, 1:], jnp.int32),
-           'weights': jnp.ones((batch_size, seq)), 'rewards': jnp.ones((batch_size, seq))}
+  batch = lm_batch(batch_size, seq)
   tx = optimizer.make(config.optimizer, {'perception', 'behavior', 'prediction'}, 1000)
   # A constant reward of 1 (gate 1 everywhere: one behavior-tower VJP serves tower and
   # trunk) and rewards that vary per token (the gate weights them apart: two VJPs).
@@ -249,10 +254,7 @@ def growth_benchmark(repeats: int, peak: float, tunix: str | None) -> None:
         **config.model.to_dict(), 'vocab_size': 1024, 'd_model': d_model,
         'num_heads': d_model // 64, 'ffn_dim': 4 * d_model})
     model = Model(model_config)
-    tokens = np.random.default_rng(0).integers(0, 1024, (batch_size, seq + 1))
-    batch = {'inputs': jnp.asarray(tokens[:, :-1], jnp.int32),
-             'targets': jnp.asarray(tokens[:, 1:], jnp.int32),
-             'weights': jnp.ones((batch_size, seq)), 'rewards': jnp.ones((batch_size, seq))}
+    batch = lm_batch(batch_size, seq)
     tx = optimizer.make(config.optimizer, {'perception', 'behavior', 'prediction'}, 1000)
     step = jax.jit(train.make_train_step(model, tx, pretrain, config), donate_argnums=0)
     state = [train.make_state(model, tx, jax.random.key(0))]

@@ -97,8 +97,10 @@ def run(config, workdir: str, branch_from: str | None = None) -> dict:
   # (an interleaved stage only after its last sub-stage: curriculum.evaluated)
   params, summary, results = None, {}, None
   evaluated = curriculum.evaluated(stages)
+  # A run from a pretrained model evaluates it (as load_run imports it) before its policy trains.
+  imported_before = _first_policy_stage(stages) if config.model.init_from else None
   for (name, stage_config), offset in zip(stages, offsets):
-    if config.model.init_from and name == _first_policy_stage(stages):   # as load_run reads it
+    if name == imported_before:
       _evaluate_imported(workdir)
     params, summary = train.run_stage(stage_config, name, workdir, mesh, tokenizer,
                                       eval_batches, writer, offset, params)

@@ -73,7 +73,7 @@ def _matmul(x, kernel, contract: int):
   The leading axes of x (batch, length) and the contracted ones are each flattened into
   one: the kernel's gradient then contracts a single axis, which XLA's CPU backend runs as
   one fast matmul; with batch and length apart it took 3× as long (42 vs 14 ms for
-  32 × 127 × 256 by 256 × 1024), three quarters of a training step's time.
+  32 × 127 × 256 by 256 × 1024), and an RL update of the benchmark model 1.09 s, not 0.70 s.
   """
   lead, inputs = x.shape[:x.ndim - contract], x.shape[x.ndim - contract:]
   features = kernel.shape[contract:]
