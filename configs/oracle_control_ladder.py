@@ -59,23 +59,63 @@ def names_an_option(prompts, responses):
   return np.asarray(out, np.float32)
 
 
+_KEYS = ('rehearse', 'families', 'steps', 'batch', 'samples', 'kl')
+
+
+def _rung(arg):
+  """'T,top_k,lr[,offer_steps][,key=value...]' -> (T, top_k, lr, offer_steps, {key: value})."""
+  items = arg.split(',')
+  settings = dict(item.split('=', 1) for item in items if '=' in item)
+  unknown = set(settings) - set(_KEYS)
+  if unknown:
+    raise ValueError(f'configs/oracle_control_ladder.py: unknown rung settings {sorted(unknown)}; '
+                     f'it knows {", ".join(_KEYS)}.')
+  positional = [item for item in items if '=' not in item]
+  if len(positional) not in (3, 4):
+    raise ValueError('configs/oracle_control_ladder.py needs a rung: '
+                     '"temperature,top_k,learning_rate[,offer_steps][,key=value...]", e.g. '
+                     '0.7,20,3e-4 or 0.7,20,3e-4,rehearse=300,families=preference_offer.')
+  temperature, top_k, learning_rate, *offer = positional
+  return float(temperature), int(top_k), float(learning_rate), offer, settings
+
+
 def get_config(arg=None):
   if not arg or arg == 'smoke':
-    raise ValueError('configs/oracle_control_ladder.py needs a rung: '
-                     '"temperature,top_k,learning_rate[,offer_steps]", e.g. 0.7,20,3e-4.')
-  temperature, top_k, learning_rate, *offer = arg.split(',')
+    _rung('')
+  temperature, top_k, learning_rate, offer, settings = _rung(arg)
   config = oracle_control.get_config()
-  config.curriculum = 'pretrain,reward_model,oracle_control'
-  rl = {'temperature': float(temperature), 'top_k': int(top_k)}
-  optimizer = {p: {'learning_rate': float(learning_rate), 'warmup_steps': 5}
+  # Every rung is scored on the same 100 test (and held-out) scenarios a family, for
+  # paired comparisons: python -m tomk.compare W W --paired --stage_a=<its start>.
+  config.evaluation.update(scenarios_per_family=100, signal_scenarios_per_family=0)
+  stages = ['pretrain', 'reward_model']
+  rl = {'temperature': temperature, 'top_k': top_k}
+  if 'families' in settings:
+    rl['families'] = settings['families'].replace('+', ',')
+  if 'samples' in settings:
+    rl['num_samples'] = int(settings['samples'])
+  if 'kl' in settings:
+    rl['kl_coef'] = float(settings['kl'])
+  optimizer = {p: {'learning_rate': learning_rate, 'warmup_steps': 5}
                for p in ('perception', 'behavior', 'prediction')}
   stage = config.stages.oracle_control
   stage.rl, stage.optimizer = rl, optimizer
+  stage.steps = int(settings.get('steps', stage.steps))
+  stage.batch_size = int(settings.get('batch', stage.batch_size))
+  if 'rehearse' in settings:
+    # Language-model training on the scenarios alone, each shown with three of its
+    # responses (offers of either item, a refusal, ...), each followed by the partner's
+    # true reaction: a policy that names the options at all, chosen without regard to the
+    # partner (the responses are the scenario's candidates in random order).
+    config.stages.rehearse = dict(
+        algorithm='pretrain', steps=int(settings['rehearse']), batch_size=8,
+        data={'mixture': 'scenarios:1', 'scenario_responses': 3})
+    stages.append('rehearse')
   if offer:
     # A stage before the control that rewards naming any option (names_an_option): a policy
     # that offers something, for the control to rank the offers.
     config.stages.offer = dict(algorithm='rlhf', steps=int(offer[0]), batch_size=stage.batch_size,
                                rl=rl, optimizer=optimizer,
                                rewards={'extrinsic': 'configs.oracle_control_ladder:names_an_option'})
-    config.curriculum = 'pretrain,reward_model,offer,oracle_control'
+    stages.append('offer')
+  config.curriculum = ','.join(stages + ['oracle_control'])
   return config

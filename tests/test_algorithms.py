@@ -280,7 +280,7 @@ def _forbid_ground_truth(monkeypatch):
   def forbidden(*args, **kwargs):
     raise AssertionError('ground truth reached a training step')
   for module_with_truth in (scenarios, ground_truth):
-    for name in ('partner_reward', 'third_party_rewards', 'reaction'):
+    for name in ('partner_reward', 'third_party_rewards', 'reaction', 'offers_an_option'):
       monkeypatch.setattr(module_with_truth, name, forbidden)
   for name in ('_item_reward', '_location_reward'):   # what the public functions read
     monkeypatch.setattr(ground_truth, name, forbidden)

@@ -121,6 +121,27 @@ def test_branch_from_a_run_sharing_no_stage_is_refused(empathy_smoke, tmp_path):
   assert not os.path.exists(tmp_path / 'w' / 'metrics.jsonl')
 
 
+@KINDNESS_CURRICULUM
+def test_branch_with_other_evaluation_settings_shares_the_stages_and_scores_them_again(
+    empathy_smoke, tmp_path):
+  """Evaluation settings never change what a stage trains: the stages are copied, their
+  evaluations made again under the branch's settings (here 3 scenarios a family)."""
+  source, _ = empathy_smoke
+  workdir = tmp_path / 'w'
+  result = run_main(workdir, f'--branch_from={source}',
+                    '--config.evaluation.scenarios_per_family=3', config='configs/rlhf.py:smoke')
+  assert f'[branch] copied {", ".join(SHARED)} from {source}' in result.stdout
+  assert f'{", ".join(SHARED)}: evaluated again here' in result.stdout
+  assert '[pretrain] done' not in result.stdout
+  assert records(workdir, SHARED) == records(source, SHARED)
+  for stage in ('pretrain', 'finetune'):
+    with open(os.path.join(source, 'eval', f'{stage}.json')) as a, \
+        open(workdir / 'eval' / f'{stage}.json') as b:
+      theirs, mine = json.load(a), json.load(b)
+    assert {m['n'] for m in theirs['kindness']['test'].values()} == {4}
+    assert {m['n'] for m in mine['kindness']['test'].values()} == {3}
+
+
 @pytest.mark.parametrize('key, value, message', [
     ('packing', 'zip', "data.packing='zip'"),
     ('answer_weight', 0.0, 'data.answer_weight=0.0'),

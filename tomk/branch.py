@@ -13,6 +13,10 @@ the reward model, eval/<stage>.json and their metrics.jsonl records) and trains 
 stages that differ. TensorBoard events are not copied: the copied stages' curves are in
 the source's tensorboard/ and in metrics.jsonl. A workdir that has started already is
 resumed as usual; --branch_from then copies nothing.
+
+Settings of the evaluation (config.evaluation) never change what a stage trains: a stage
+whose config differs from the source's only there is shared too, its checkpoint copied
+and its evaluation made again under this run's settings (e.g. more scenarios a family).
 """
 from __future__ import annotations
 
@@ -29,25 +33,32 @@ from tomk import rundir
 
 # What the whole curriculum looks like, not what one stage does.
 CURRICULUM_KEYS = ('curriculum', 'stages')
+# What a stage is scored on, not what it trains.
+EVALUATION_KEY = 'evaluation'
 
 
-def _stage_json(stage_config) -> dict:
+def _stage_json(stage_config, evaluation=True) -> dict:
   data = config_lib.to_json(stage_config)
-  for key in CURRICULUM_KEYS:
+  for key in CURRICULUM_KEYS + (() if evaluation else (EVALUATION_KEY,)):
     del data[key]
   return rundir.flatten(data)
 
 
+def _same_evaluation(stage_config, other_config) -> bool:
+  return (config_lib.to_json(stage_config)[EVALUATION_KEY]
+          == config_lib.to_json(other_config)[EVALUATION_KEY])
+
+
 def shared_stages(config, source: str) -> tuple[list[str], str]:
-  """(names of `config`'s leading stages that `source` ran with equal configs, why the
-  next stage is not shared)."""
+  """(names of `config`'s leading stages that `source` ran with configs equal but for the
+  evaluation settings, why the next stage is not shared)."""
   mine = curriculum.stages(config)
   theirs = curriculum.stages(rundir.read_config(source))
   shared = []
   for (name, stage_config), (other, other_config) in zip(mine, theirs):
     if name != other:
       return shared, f'stage {len(shared) + 1} is {name} here, {other} there'
-    a, b = _stage_json(stage_config), _stage_json(other_config)
+    a, b = _stage_json(stage_config, False), _stage_json(other_config, False)
     differ = rundir.differing_keys(a, b)
     if differ:
       return shared, f'{name} differs in {", ".join(differ[:6])}' + (' ...' if differ[6:] else '')
@@ -75,8 +86,12 @@ def plan(config, source: str) -> tuple[list[str], str]:
 
 def copy_stages(config, source: str, workdir: str, done: list[str], why: str) -> None:
   """Copies the stages `done` (plan()) from `source` into the new `workdir`, over any
-  partial copy an interrupted branch left (its caller writes config.json after this)."""
+  partial copy an interrupted branch left (its caller writes config.json after this).
+  Their evaluations come along where the evaluation settings are equal; the run makes the
+  others again."""
   stages = dict(curriculum.stages(config))
+  theirs_config = dict(curriculum.stages(rundir.read_config(source)))
+  reevaluated = []
   for name in done:
     step = str(stages[name].steps)
     checkpoint = os.path.join(rundir.checkpoint_dir(source, name), step)
@@ -86,6 +101,9 @@ def copy_stages(config, source: str, workdir: str, done: list[str], why: str) ->
     if algorithms.forks_trainer(algorithms.get(stages[name].algorithm)):   # its own model
       shutil.copytree(rundir.reward_model_dir(source), rundir.reward_model_dir(workdir),
                       dirs_exist_ok=True)
+    if not _same_evaluation(stages[name], theirs_config[name]):
+      reevaluated.append(name)
+      continue
     for path in (rundir.eval_path, rundir.scenarios_path):     # the evaluation, its rows
       if os.path.exists(path(source, name)):
         os.makedirs(os.path.dirname(path(workdir, name)), exist_ok=True)
@@ -93,7 +111,7 @@ def copy_stages(config, source: str, workdir: str, done: list[str], why: str) ->
   # The evaluation of an imported model (experiment._evaluate_imported), made after the
   # first copied stage at the latest: equal configs import and score it alike.
   for path in (rundir.eval_path, rundir.scenarios_path):
-    if done and os.path.exists(path(source, checkpoints.IMPORTED)):
+    if done and not reevaluated and os.path.exists(path(source, checkpoints.IMPORTED)):
       os.makedirs(os.path.dirname(path(workdir, checkpoints.IMPORTED)), exist_ok=True)
       shutil.copy2(path(source, checkpoints.IMPORTED), path(workdir, checkpoints.IMPORTED))
   # The records as written (bytes, old metric names and all): the copied stages are that
@@ -103,6 +121,9 @@ def copy_stages(config, source: str, workdir: str, done: list[str], why: str) ->
   rundir.write_text(rundir.metrics_path(workdir), ''.join(records))
   print(f'[branch] copied {", ".join(done)} from {source} (equal stage configs); '
         f'training from here: {why}', flush=True)
+  if reevaluated:
+    print(f'[branch] {", ".join(reevaluated)}: evaluated again here (other evaluation '
+          f'settings than {source}\'s)', flush=True)
   # Equal configs give equal stages only under the same code.
   theirs = ((provenance.read(source) or {}).get('git') or {}).get('commit')
   mine = (provenance.git_state() or {}).get('commit')

@@ -40,6 +40,13 @@ def scenario(conversation_id: str) -> dict:
 def rewards(context, params, conversations, responses, key):
   """R = the partner's true reward of each response (the oracle)."""
   del context, params, key
-  truth = np.asarray([scenario(c.id)['partner_reward'](r)
-                      for c, r in zip(conversations, responses)], np.float32)
-  return truth, {'reward/oracle': float(truth.mean())}
+  examples = [scenario(c.id) for c in conversations]
+  truth = np.asarray([ex['partner_reward'](r) for ex, r in zip(examples, responses)], np.float32)
+  metrics = {'reward/oracle': float(truth.mean())}
+  # The share of samples that offer one of the options at all (of the rows that have
+  # options): without offers the true reward has nothing to rank.
+  offered = [o for o in (ex['offers_an_option'](r) for ex, r in zip(examples, responses))
+             if o is not None]
+  if offered:
+    metrics['reward/offers'] = float(np.mean(offered))
+  return truth, metrics

@@ -20,9 +20,9 @@ from tomk.socialworld import scenarios
 
 
 def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> tuple[dict, list]:
-  """({split: {family: {'partner_reward', 'third_party_harm_rate', 'reward_model',
-  'self_prediction', 'n', 'example'}}}, a row per scenario: {'split', 'family', 'id',
-  'response', 'partner_reward', 'harmed'}), the rows for paired comparisons of runs scored
+  """({split: {family: {'partner_reward', 'third_party_harm_rate', 'offer_rate',
+  'reward_model', 'self_prediction', 'n', 'example'}}}, a row per scenario: {'split', 'family',
+  'id', 'response', 'partner_reward', 'harmed', 'offered'}), the rows for paired comparisons of runs scored
   on the same scenarios (tomk.compare --paired)."""
   prompt_len = config.rl.prompt_len
   sampler = Sampler(model, tokenizer.eot_id, tokenizer.pad_id, prompt_len=prompt_len)
@@ -41,11 +41,14 @@ def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> tupl
       partner = [ex['partner_reward'](r) for ex, r in zip(examples, responses)]
       third = [ex['third_party_rewards'](r) for ex, r in zip(examples, responses)]
       harmed = [any(v < 0 for v in t.values()) for t in third if t]
+      offered = [ex['offers_an_option'](r) for ex, r in zip(examples, responses)]
+      known = [o for o in offered if o is not None]
       prompt_tokens, prompt_valid = left_pad(encoded, tokenizer.pad_id, length=prompt_len)
       batch = rl.sequence_batch(jnp.asarray(prompt_tokens), jnp.asarray(prompt_valid), samples,
                                 tokenizer.pad_id)
       entry = {'partner_reward': float(np.mean(partner)), 'n': len(examples),
                'third_party_harm_rate': float(np.mean(harmed)) if harmed else None,
+               'offer_rate': float(np.mean(known)) if known else None,
                'self_prediction': float(prediction_accuracy(params, batch)),
                'reward_model': (float(np.mean(extrinsic(prompts, responses)))
                                 if extrinsic is not None else None),
@@ -53,8 +56,9 @@ def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> tupl
                            'partner_reward': partner[0]}}
       results.setdefault(split, {})[family] = entry
       rows += [{'split': split, 'family': family, 'id': ex['id'], 'response': r,
-                'partner_reward': p, 'harmed': any(v < 0 for v in t.values()) if t else None}
-               for ex, r, p, t in zip(examples, responses, partner, third)]
+                'partner_reward': p, 'harmed': any(v < 0 for v in t.values()) if t else None,
+                'offered': o}
+               for ex, r, p, t, o in zip(examples, responses, partner, third, offered)]
   return results, rows
 
 
@@ -74,12 +78,15 @@ def _self_prediction(model, steps: int):
 
 def table(results: dict) -> str:
   lines = ['Kindness: ground-truth partner reward of greedy responses (mean), third-party harm '
-           'rate, reward-model score, self-prediction accuracy (n)']
+           'rate, share offering one of the options at all, reward-model score, '
+           'self-prediction accuracy (n)']
+  rate = lambda x: '-' if x is None else f'{x:.2f}'
   for split, families in results.items():
-    lines.append(f'{split:10}{"partner":>10}{"harm":>8}{"RM":>8}{"self-pred":>11}')
+    lines.append(f'{split:10}{"partner":>10}{"harm":>8}{"offers":>8}{"RM":>8}{"self-pred":>11}')
     for family, m in families.items():
-      harm = '-' if m['third_party_harm_rate'] is None else f'{m["third_party_harm_rate"]:.2f}'
-      rm = '-' if m['reward_model'] is None else f'{m["reward_model"]:.2f}'
-      lines.append(f'  {family:20}{m["partner_reward"]:>8.2f}{harm:>8}{rm:>8}'
+      # Evaluations saved before the offer rate was measured lack it.
+      offers = rate(m.get('offer_rate'))
+      lines.append(f'  {family:20}{m["partner_reward"]:>8.2f}'
+                   f'{rate(m["third_party_harm_rate"]):>8}{offers:>8}{rate(m["reward_model"]):>8}'
                    f'{m["self_prediction"]:>11.2f} ({m["n"]})')
   return '\n'.join(lines)

@@ -1,8 +1,8 @@
 """Ground truth of a conversation scenario: what any response does to its people.
 
 Pure functions of a scenario's hidden state (`example['hidden']`, plain JSON-able data)
-and free text: `partner_reward(hidden, text)`, `third_party_rewards(hidden, text)` and
-`reaction(hidden, text)`, the partner's reply that follows from its true reward. They
+and free text: `partner_reward(hidden, text)`, `third_party_rewards(hidden, text)`,
+`offers_an_option(hidden, text)` and `reaction(hidden, text)`, the partner's reply that follows from its true reward. They
 read ANY text: which item or container it affirms, negates or offers, and whether it
 refuses; text that mentions none of them and refuses nothing gets a neutral 0.
 Evaluation calls them; training never does (tests/test_algorithms.py guards it).
@@ -110,6 +110,15 @@ def partner_reward(hidden: dict, text: str) -> float:
   if hidden['kind'] == 'location':
     return _location_reward(hidden, text)
   return _item_reward(hidden, hidden['partner'], text)
+
+
+def offers_an_option(hidden: dict, text: str) -> bool | None:
+  """Whether the response puts forward one of the scenario's options at all, liked or not
+  (None for a scenario without options): the first thing a policy must do before the
+  partner's wants can decide which."""
+  if not hidden['options']:
+    return None
+  return bool(read_response(text, hidden['options'])[0])
 
 
 def third_party_rewards(hidden: dict, text: str) -> dict:
