@@ -59,7 +59,7 @@ def names_an_option(prompts, responses):
   return np.asarray(out, np.float32)
 
 
-_KEYS = ('rehearse', 'families', 'steps', 'batch', 'samples', 'kl')
+_KEYS = ('rehearse', 'demonstrate', 'families', 'steps', 'batch', 'samples', 'kl')
 
 
 def _rung(arg):
@@ -110,6 +110,14 @@ def get_config(arg=None):
         algorithm='pretrain', steps=int(settings['rehearse']), batch_size=8,
         data={'mixture': 'scenarios:1', 'scenario_responses': 3})
     stages.append('rehearse')
+  if 'demonstrate' in settings:
+    # The supervised ceiling: language-model training on the scenarios alone, each shown
+    # with its warmest response (data.scenario_response='warmest': the one the partner's
+    # reaction reads most kindly), i.e. demonstrations of the kind choice.
+    config.stages.demonstrate = dict(
+        algorithm='pretrain', steps=int(settings['demonstrate']), batch_size=8,
+        data={'mixture': 'scenarios:1', 'scenario_response': 'warmest'})
+    stages.append('demonstrate')
   if offer:
     # A stage before the control that rewards naming any option (names_an_option): a policy
     # that offers something, for the control to rank the offers.

@@ -443,3 +443,21 @@ def test_scenario_responses_show_one_scenario_with_several_responses():
   assert {d.rsplit('<other>', 1)[1] for d in docs} == {
       f' {examples[1]["partner"]}: {r}<eot>' for r in plain[1]['reactions']}
   assert text([('preference_offer', records)], 1) == docs[0]      # k = 1: the first of them
+
+
+@pytest.mark.parametrize('family', ['preference_offer', 'dissimilar_partner'])
+def test_warmest_scenario_response_shows_the_kind_choice(family):
+  """data.scenario_response='warmest' shows the candidate whose partner reaction reads
+  warmest: read from the reaction's text alone, it is the partner's best response by ground
+  truth (the liked item), on every scenario here."""
+  config = config_lib.base().data
+  config.scenario_response = 'warmest'
+  examples = scenarios.generate(family, 'train', 0, n=20)
+  for index, example in enumerate(examples):
+    record = {'record': json.dumps(builders._record(family, example))}
+    shown = features.rendered(config, family, record, index, seed=0)[-2]
+    best = max(example['candidates'], key=example['partner_reward'])
+    assert shown.endswith(f'{best}<eot>'), (shown, best)
+  config.scenario_response = 'kindest'
+  with pytest.raises(ValueError, match="data.scenario_response='kindest'"):
+    features.check(config)

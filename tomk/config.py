@@ -100,6 +100,11 @@ def base() -> ml_collections.ConfigDict:
       # candidate and its reaction, so the simulator sees one partner react to several
       # responses and a reaction's sign must come from what the partner said or showed.
       scenario_responses=1,
+      # Which candidate a training scenario shows: 'drawn' (seeded, regardless of the partner)
+      # or 'warmest': the one whose partner reaction reads warmest (VADER sentiment of the
+      # reaction's text; the k-th warmest for the k-th of scenario_responses). Demonstrations
+      # of a kind choice, chosen by what the partner would say: a supervised ceiling.
+      scenario_response='drawn',
       switch_names_in_text=True,
       reward='constant', reward_value=1.0,
       # The observed reaction infer_reward regresses: a reward function name scoring each

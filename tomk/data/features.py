@@ -18,6 +18,7 @@ may be cut into pieces by BPE-dropout (data.subword_dropout), on the training sp
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Sequence
 
@@ -31,6 +32,7 @@ from tomk.socialworld import builders
 from tomk.socialworld import stories
 
 PERSPECTIVES = ('first', 'random', 'other')
+SCENARIO_RESPONSES = ('drawn', 'warmest')
 
 
 def check(data_config) -> None:
@@ -41,6 +43,9 @@ def check(data_config) -> None:
   if data_config.scenario_perspective not in builders.SCENARIO_PERSPECTIVES:
     raise ValueError(f'data.scenario_perspective={data_config.scenario_perspective!r}; choose '
                      f'one of {builders.SCENARIO_PERSPECTIVES}.')
+  if data_config.scenario_response not in SCENARIO_RESPONSES:
+    raise ValueError(f'data.scenario_response={data_config.scenario_response!r}; choose one of '
+                     f'{SCENARIO_RESPONSES}.')
   dropout = data_config.subword_dropout
   if not 0.0 <= dropout < 1.0:
     raise ValueError(f'data.subword_dropout={dropout!r} is the chance of skipping each merge; '
@@ -72,12 +77,26 @@ def rendered(data_config, source: str, record, index: int, seed: int,
   if source in sources.SOCIALWORLD:
     if scenario_perspective is None:
       scenario_perspective = data_config.scenario_perspective
+    plain = builders.plain_record(record)
     draw = sources.seeded_int(f'{seed}:{source}:{index}') + response
-    return builders.training_segments(source, builders.plain_record(record), draw,
-                                      switch_names, scenario_perspective)
+    if data_config.scenario_response == 'warmest' and 'reactions' in plain:
+      draw = warmest_first(plain['reactions'])[response % len(plain['reactions'])]
+    return builders.training_segments(source, plain, draw, switch_names, scenario_perspective)
   c = chitchat.to_conversation(record) if source == 'chitchat' else record
   c = conversation.switch(c, perspective_owner(c, index, data_config.perspective, seed))
   return [text for _, text in conversation.render_segments(c, switch_names)]
+
+
+def warmest_first(reactions: Sequence[str]) -> list[int]:
+  """Indices of a scenario's partner reactions, the warmest (VADER sentiment) first; ties
+  keep the candidates' order."""
+  scores = _sentiment()([''] * len(reactions), list(reactions))
+  return sorted(range(len(reactions)), key=lambda i: -scores[i])
+
+
+@functools.lru_cache(maxsize=1)
+def _sentiment():
+  return rewards_lib.sentiment()
 
 
 class Prefixes(Sequence[str]):
