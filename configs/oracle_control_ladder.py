@@ -33,6 +33,46 @@ At temperature 1 the samples rarely name an item, so the reward has no variance;
 with top-k 20 it has some (reward std 0.24–0.43 at most logged steps) and the true reward
 moves up, within its CI of 0. A ten-fold learning rate collapses the rollouts. (The first
 three rows: `--config.curriculum=...` on configs/oracle_control.py.)
+
+Rung settings after the positional ones, 'key=value' joined by commas: vocab=N (the
+tokenizer's size, whole run), rehearse=N (N steps of language-model training on the scenarios
+alone, each shown with three drawn responses and the partner's reaction to each),
+demonstrate=N (the same with each scenario's warmest response only, data.scenario_response=
+'warmest': demonstrations of the kind choice, a supervised ceiling), families=a+b (the RL
+stages' scenario families), steps=N and batch=N (the control's), samples=N (per prompt),
+kl=X. Measured 2026-12-02, seed 0, branched from a run of configs/empathy.py (runs/empathy);
+greedy responses on 100 test scenarios a family. 'offers': the share that offers one of the
+options at all; 'liked': of those, the share offering an item the partner likes (chance
+0.5), preference_offer / similar / dissimilar; paired differences pooled over the six
+families (n = 600):
+
+  rung (after the pretrain stage of configs/empathy.py)   offers          liked           paired
+  pretrain (450 steps)                                    .15 / .16 / .11  .53 / .06 / 1.0 (n = 11–16)
+  0.7,20,3e-4,rehearse=300                                .09 / .06 / .14  .22 / .17 / .71  pretrain → rehearse
+                                                                                            −0.210 ± 0.046
+    + control on preference_offer, 150 × 32,              .40 / .48 / .53  .47 / .50 / .60  rehearse → control
+      families=preference_offer,steps=150,batch=32                                          +0.255 ± 0.049 (refusals
+                                                                                            unlearned); pretrain →
+                                                                                            control +0.045 ± 0.062
+  0.7,20,1e-3,rehearse=300,...,steps=300,samples=8        .09 / .06 / .13  .33 / 1.0 / 0.0 rollouts stop offering in
+                                                                                            10 steps (offers .72 → 0);
+                                                                                            pretrain → control −0.007 ± 0.037
+  0.7,20,3e-4,demonstrate=300                             .99 / 1.0 / 1.0  .48 / .62 / .58  pretrain → demonstrate
+                                                                                            +0.362 ± 0.070 (inform on
+                                                                                            false belief +0.98)
+    + control as above (150 × 32)                         .51 / .62 / .58  .45 / .76 / .33  demonstrate → control
+                                                                                            −0.138 ± 0.079
+  0.7,20,3e-4,demonstrate=1500,steps=10                   1.0 / 1.0 / 1.0  .50 / 1.0 / 1.0
+
+What it shows. RL moves what the policy can already tell apart: refusals (−0.25) are
+unlearned and offers come back, but among offers the partner's liked item is picked at
+chance, and with nothing to gain from offering at chance (liked +0.75, disliked −0.75 on
+average) a faster update learns to offer nothing (worth 0). Supervised demonstrations of
+the kind choice show why: 1,500 steps of them teach similar and dissimilar partners
+perfectly, where the item follows from the model's own fixed tastes and the partner's
+"same here" or "the opposite", but not preference_offer (0.50, even when the partner has
+just said "I love X"), where the liked item must be read from this conversation. The link
+that fails is in-context binding of a stated preference to an item, not the RL update.
 """
 import re
 
@@ -59,7 +99,7 @@ def names_an_option(prompts, responses):
   return np.asarray(out, np.float32)
 
 
-_KEYS = ('rehearse', 'demonstrate', 'families', 'steps', 'batch', 'samples', 'kl')
+_KEYS = ('vocab', 'rehearse', 'demonstrate', 'families', 'steps', 'batch', 'samples', 'kl')
 
 
 def _rung(arg):
@@ -88,6 +128,11 @@ def get_config(arg=None):
   # paired comparisons: python -m tomk.compare W W --paired --stage_a=<its start>.
   config.evaluation.update(scenarios_per_family=100, signal_scenarios_per_family=0)
   stages = ['pretrain', 'reward_model']
+  if 'vocab' in settings:
+    # The tokenizer's size, for the whole run (every stage, pretraining included): at the
+    # default 1,024 pieces (256 of them bytes) an item is 2–4 pieces ('licorice' is
+    # '▁l ic or ice', its first piece shared with 'love').
+    config.data.vocab_size = int(settings['vocab'])
   rl = {'temperature': temperature, 'top_k': top_k}
   if 'families' in settings:
     rl['families'] = settings['families'].replace('+', ',')
