@@ -38,8 +38,8 @@ Rung settings after the positional ones, 'key=value' joined by commas: vocab=N (
 tokenizer's size, whole run), rehearse=N (N steps of language-model training on the scenarios
 alone, each shown with three drawn responses and the partner's reaction to each),
 demonstrate=N (the same with each scenario's warmest response only, data.scenario_response=
-'warmest': demonstrations of the kind choice, a supervised ceiling), families=a+b (the RL
-stages' scenario families), steps=N and batch=N (the control's), samples=N (per prompt),
+'warmest': demonstrations of the kind choice, a supervised ceiling), scenarios=a+b (those two
+stages' scenario families, all six by default), families=a+b (the RL stages' families), steps=N and batch=N (the control's), samples=N (per prompt),
 kl=X. Measured 2026-12-02, seed 0, branched from a run of configs/empathy.py (runs/empathy);
 greedy responses on 100 test scenarios a family. 'offers': the share that offers one of the
 options at all; 'liked': of those, the share offering an item the partner likes (chance
@@ -63,6 +63,10 @@ families (n = 600):
     + control as above (150 × 32)                         .51 / .62 / .58  .45 / .76 / .33  demonstrate → control
                                                                                             −0.138 ± 0.079
   0.7,20,3e-4,demonstrate=1500,steps=10                   1.0 / 1.0 / 1.0  .50 / 1.0 / 1.0
+  0.7,20,3e-4,vocab=4096,demonstrate=1500,steps=10        1.0 / 1.0 / 1.0  .75 / 1.0 / 1.0  (a run of its own:
+    (pretrain at 4,096 pieces; preference_offer by how the                                  pretrain 450 steps at
+    partner showed it: acted 1.00, both 0.81, liked 0.81,                                   4,096 pieces, then the
+    disliked 0.43)                                                                          demonstrations)
 
 What it shows. RL moves what the policy can already tell apart: refusals (−0.25) are
 unlearned and offers come back, but among offers the partner's liked item is picked at
@@ -72,7 +76,10 @@ the kind choice show why: 1,500 steps of them teach similar and dissimilar partn
 perfectly, where the item follows from the model's own fixed tastes and the partner's
 "same here" or "the opposite", but not preference_offer (0.50, even when the partner has
 just said "I love X"), where the liked item must be read from this conversation. The link
-that fails is in-context binding of a stated preference to an item, not the RL update.
+that fails is in-context binding of a stated preference to an item, not the RL update. The
+tokenizer is part of it: at 1,024 pieces an item is 2–4 pieces ('licorice' is '▁l ic or
+ice'); at 4,096 each is one, and the same demonstrations then teach preference_offer to 0.75
+(every reveal but "I am not keen on X", which needs the other item, at chance).
 """
 import re
 
@@ -99,7 +106,7 @@ def names_an_option(prompts, responses):
   return np.asarray(out, np.float32)
 
 
-_KEYS = ('vocab', 'rehearse', 'demonstrate', 'families', 'steps', 'batch', 'samples', 'kl')
+_KEYS = ('vocab', 'rehearse', 'demonstrate', 'scenarios', 'families', 'steps', 'batch', 'samples', 'kl')
 
 
 def _rung(arg):
@@ -146,6 +153,8 @@ def get_config(arg=None):
   stage.rl, stage.optimizer = rl, optimizer
   stage.steps = int(settings.get('steps', stage.steps))
   stage.batch_size = int(settings.get('batch', stage.batch_size))
+  # The language-model stages' scenario families (each weighted alike): all six by default.
+  scenarios = ','.join(f'{f}:1' for f in settings.get('scenarios', 'scenarios').split('+'))
   if 'rehearse' in settings:
     # Language-model training on the scenarios alone, each shown with three of its
     # responses (offers of either item, a refusal, ...), each followed by the partner's
@@ -153,7 +162,7 @@ def get_config(arg=None):
     # partner (the responses are the scenario's candidates in random order).
     config.stages.rehearse = dict(
         algorithm='pretrain', steps=int(settings['rehearse']), batch_size=8,
-        data={'mixture': 'scenarios:1', 'scenario_responses': 3})
+        data={'mixture': scenarios, 'scenario_responses': 3})
     stages.append('rehearse')
   if 'demonstrate' in settings:
     # The supervised ceiling: language-model training on the scenarios alone, each shown
@@ -161,7 +170,7 @@ def get_config(arg=None):
     # reaction reads most kindly), i.e. demonstrations of the kind choice.
     config.stages.demonstrate = dict(
         algorithm='pretrain', steps=int(settings['demonstrate']), batch_size=8,
-        data={'mixture': 'scenarios:1', 'scenario_response': 'warmest'})
+        data={'mixture': scenarios, 'scenario_response': 'warmest'})
     stages.append('demonstrate')
   if offer:
     # A stage before the control that rewards naming any option (names_an_option): a policy

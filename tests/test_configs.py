@@ -7,6 +7,7 @@ import runpy
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import KINDNESS_CURRICULUM, REPO, records, run_main
@@ -77,6 +78,15 @@ def test_empathy_smoke_runs_every_stage(empathy_smoke):
     assert len(rows) == sum(m['n'] for by_family in evaluation['kindness'].values()
                             for m in by_family.values())
     assert {r['split'] for r in rows} == set(evaluation['kindness'])
+    # Each family's offer rate is its rows' (None where a family has no options to offer),
+    # and the liked rate is over the rows that offer.
+    for split, by_family in evaluation['kindness'].items():
+      for family, m in by_family.items():
+        mine = [r for r in rows if (r['split'], r['family']) == (split, family)]
+        offered = [r['offered'] for r in mine if r['offered'] is not None]
+        assert m['offer_rate'] == (np.mean(offered) if offered else None)
+        liked = [r['partner_reward'] > 0 for r in mine if r['offered']]
+        assert m['liked_rate'] == (np.mean(liked) if liked else None)
     signal = evaluation.get('kindness_signal')
     assert (signal is not None) == (stage in ('imitation.1.infer_reward', 'empathy')), stage
     if signal:

@@ -35,6 +35,16 @@ def test_partner_reward_ranks_liked_above_disliked(family):
     assert ex['partner_reward']('The weather is lovely today.') == 0.0   # unknown text
 
 
+def test_offers_an_option_tells_an_offer_of_any_option_from_everything_else():
+  for family in ITEM_FAMILIES:
+    for ex in scenarios.generate(family, 'test', 0, 20):
+      for candidate, kind in zip(ex['candidates'], ex['candidate_kinds']):
+        assert ex['offers_an_option'](candidate) == kind.startswith('offer'), candidate
+      assert ex['offers_an_option']('The weather is lovely today.') is False
+  for ex in scenarios.generate('false_belief_assist', 'test', 0, 5):
+    assert ex['offers_an_option'](ex['candidates'][0]) is None    # no options to offer
+
+
 def test_dissimilar_partners_want_what_the_model_does_not():
   for family, sign in (('similar_partner', 1), ('dissimilar_partner', -1)):
     for ex in scenarios.generate(family, 'train', 1, 200):

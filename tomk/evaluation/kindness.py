@@ -21,7 +21,7 @@ from tomk.socialworld import scenarios
 
 def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> tuple[dict, list]:
   """({split: {family: {'partner_reward', 'third_party_harm_rate', 'offer_rate',
-  'reward_model', 'self_prediction', 'n', 'example'}}}, a row per scenario: {'split', 'family',
+  'liked_rate', 'reward_model', 'self_prediction', 'n', 'example'}}}, a row per scenario: {'split', 'family',
   'id', 'response', 'partner_reward', 'harmed', 'offered'}), the rows for paired comparisons of runs scored
   on the same scenarios (tomk.compare --paired)."""
   prompt_len = config.rl.prompt_len
@@ -43,12 +43,15 @@ def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> tupl
       harmed = [any(v < 0 for v in t.values()) for t in third if t]
       offered = [ex['offers_an_option'](r) for ex, r in zip(examples, responses)]
       known = [o for o in offered if o is not None]
+      liked = [p > 0 for p, o in zip(partner, offered) if o]
       prompt_tokens, prompt_valid = left_pad(encoded, tokenizer.pad_id, length=prompt_len)
       batch = rl.sequence_batch(jnp.asarray(prompt_tokens), jnp.asarray(prompt_valid), samples,
                                 tokenizer.pad_id)
       entry = {'partner_reward': float(np.mean(partner)), 'n': len(examples),
                'third_party_harm_rate': float(np.mean(harmed)) if harmed else None,
                'offer_rate': float(np.mean(known)) if known else None,
+               # Of the responses that offer: the share the partner likes (chance ~0.5).
+               'liked_rate': float(np.mean(liked)) if liked else None,
                'self_prediction': float(prediction_accuracy(params, batch)),
                'reward_model': (float(np.mean(extrinsic(prompts, responses)))
                                 if extrinsic is not None else None),
@@ -78,15 +81,16 @@ def _self_prediction(model, steps: int):
 
 def table(results: dict) -> str:
   lines = ['Kindness: ground-truth partner reward of greedy responses (mean), third-party harm '
-           'rate, share offering one of the options at all, reward-model score, '
-           'self-prediction accuracy (n)']
+           'rate, share offering one of the options at all and, of those, share the partner '
+           'likes, reward-model score, self-prediction accuracy (n)']
   rate = lambda x: '-' if x is None else f'{x:.2f}'
   for split, families in results.items():
-    lines.append(f'{split:10}{"partner":>10}{"harm":>8}{"offers":>8}{"RM":>8}{"self-pred":>11}')
+    lines.append(f'{split:10}{"partner":>10}{"harm":>8}{"offers":>8}{"liked":>8}{"RM":>8}'
+                 f'{"self-pred":>11}')
     for family, m in families.items():
       # Evaluations saved before the offer rate was measured lack it.
-      offers = rate(m.get('offer_rate'))
-      lines.append(f'  {family:20}{m["partner_reward"]:>8.2f}'
-                   f'{rate(m["third_party_harm_rate"]):>8}{offers:>8}{rate(m["reward_model"]):>8}'
+      offers, liked = rate(m.get('offer_rate')), rate(m.get('liked_rate'))
+      lines.append(f'  {family:20}{m["partner_reward"]:>8.2f}{rate(m["third_party_harm_rate"]):>8}'
+                   f'{offers:>8}{liked:>8}{rate(m["reward_model"]):>8}'
                    f'{m["self_prediction"]:>11.2f} ({m["n"]})')
   return '\n'.join(lines)
