@@ -67,6 +67,10 @@ families (n = 600):
     (pretrain at 4,096 pieces; preference_offer by how the                                  pretrain 450 steps at
     partner showed it: acted 1.00, both 0.81, liked 0.81,                                   4,096 pieces, then the
     disliked 0.43)                                                                          demonstrations)
+  0.7,20,3e-4,vocab=4096,rehearse=300,families=           .89 / .95 / .96  .80 / .87 / .18  rehearse → control
+    preference_offer,steps=300,batch=32 (rehearse: offers                                   +0.417 ± 0.065, pretrain →
+    .01, refusals); rollouts' true reward ≈ 0 → +0.2 … +0.6                                 control +0.315 ± 0.076;
+                                                                                            preference_offer +0.62 ± 0.13
 
 What it shows. RL moves what the policy can already tell apart: refusals (−0.25) are
 unlearned and offers come back, but among offers the partner's liked item is picked at
@@ -79,7 +83,11 @@ just said "I love X"), where the liked item must be read from this conversation.
 that fails is in-context binding of a stated preference to an item, not the RL update. The
 tokenizer is part of it: at 1,024 pieces an item is 2–4 pieces ('licorice' is '▁l ic or
 ice'); at 4,096 each is one, and the same demonstrations then teach preference_offer to 0.75
-(every reveal but "I am not keen on X", which needs the other item, at chance).
+(every reveal but "I am not keen on X", which needs the other item, at chance). And the
+control climbs: RL on the true reward, from a rehearsal stage of a 4,096-piece run, picks the
+liked item on preference_offer 0.80 of the time and raises the pooled true reward by +0.42
+over its start; trained on preference_offer alone it offers dissimilar partners what the
+model itself likes (liked 0.18): self-similarity, learned.
 """
 import re
 
