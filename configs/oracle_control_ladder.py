@@ -35,42 +35,44 @@ moves up, within its CI of 0. A ten-fold learning rate collapses the rollouts. (
 three rows: `--config.curriculum=...` on configs/oracle_control.py.)
 
 Rung settings after the positional ones, 'key=value' joined by commas: vocab=N (the
-tokenizer's size, whole run), rehearse=N (N steps of language-model training on the scenarios
-alone, each shown with three drawn responses and the partner's reaction to each),
-demonstrate=N (the same with each scenario's warmest response only, data.scenario_response=
-'warmest': demonstrations of the kind choice, a supervised ceiling), scenarios=a+b (those two
-stages' scenario families, all six by default), families=a+b (the RL stages' families), steps=N and batch=N (the control's), samples=N (per prompt),
-kl=X. Measured 2026-12-02, seed 0, branched from a run of configs/empathy.py (runs/empathy);
-greedy responses on 100 test scenarios a family. 'offers': the share that offers one of the
-options at all; 'liked': of those, the share offering an item the partner likes (chance
-0.5), preference_offer / similar / dissimilar; paired differences pooled over the six
-families (n = 600):
+tokenizer's size, whole run), rehearse=N (N steps of language-model training on the
+scenarios alone, each shown with three drawn responses and the partner's reaction to each),
+demonstrate=N (the same with each scenario's warmest response only,
+data.scenario_response='warmest': demonstrations of the kind choice, a supervised ceiling),
+scenarios=a+b (those two stages' scenario families, all six by default), families=a+b (the
+RL stages' families), steps=N and batch=N (the control's), samples=N (per prompt), kl=X.
 
-  rung (after the pretrain stage of configs/empathy.py)   offers          liked           paired
-  pretrain (450 steps)                                    .15 / .16 / .11  .53 / .06 / 1.0 (n = 11–16)
-  0.7,20,3e-4,rehearse=300                                .09 / .06 / .14  .22 / .17 / .71  pretrain → rehearse
-                                                                                            −0.210 ± 0.046
-    + control on preference_offer, 150 × 32,              .40 / .48 / .53  .47 / .50 / .60  rehearse → control
-      families=preference_offer,steps=150,batch=32                                          +0.255 ± 0.049 (refusals
-                                                                                            unlearned); pretrain →
-                                                                                            control +0.045 ± 0.062
-  0.7,20,1e-3,rehearse=300,...,steps=300,samples=8        .09 / .06 / .13  .33 / 1.0 / 0.0 rollouts stop offering in
-                                                                                            10 steps (offers .72 → 0);
-                                                                                            pretrain → control −0.007 ± 0.037
-  0.7,20,3e-4,demonstrate=300                             .99 / 1.0 / 1.0  .48 / .62 / .58  pretrain → demonstrate
-                                                                                            +0.362 ± 0.070 (inform on
-                                                                                            false belief +0.98)
-    + control as above (150 × 32)                         .51 / .62 / .58  .45 / .76 / .33  demonstrate → control
-                                                                                            −0.138 ± 0.079
-  0.7,20,3e-4,demonstrate=1500,steps=10                   1.0 / 1.0 / 1.0  .50 / 1.0 / 1.0
-  0.7,20,3e-4,vocab=4096,demonstrate=1500,steps=10        1.0 / 1.0 / 1.0  .75 / 1.0 / 1.0  (a run of its own:
-    (pretrain at 4,096 pieces; preference_offer by how the                                  pretrain 450 steps at
-    partner showed it: acted 1.00, both 0.81, liked 0.81,                                   4,096 pieces, then the
-    disliked 0.43)                                                                          demonstrations)
-  0.7,20,3e-4,vocab=4096,rehearse=300,families=           .89 / .95 / .96  .80 / .87 / .18  rehearse → control
-    preference_offer,steps=300,batch=32 (rehearse: offers                                   +0.417 ± 0.065, pretrain →
-    .01, refusals); rollouts' true reward ≈ 0 → +0.2 … +0.6                                 control +0.315 ± 0.076;
-                                                                                            preference_offer +0.62 ± 0.13
+Measured 2026-12-02, seed 0, branched from a run of configs/empathy.py (runs/empathy);
+greedy responses on 100 test scenarios a family. offers: the share that offers one of the
+options at all; liked: of those, the share the partner likes (chance 0.5); each for
+preference_offer / similar / dissimilar. Paired differences pooled over the six families
+(n = 600), from `python -m tomk.compare W W --paired --stage_a=S [--stage=T]`:
+
+  pretrain (configs/empathy.py's, 450 steps)
+      offers .15/.16/.11, liked near chance (n = 11–16)
+  0.7,20,3e-4,rehearse=300
+      offers .09/.06/.14 (greedy: refusals); pretrain → rehearse −0.210 ± 0.046
+  0.7,20,3e-4,rehearse=300,families=preference_offer,steps=150,batch=32
+      offers .40/.48/.53, liked .47/.50/.60; rehearse → control +0.255 ± 0.049 (refusals
+      unlearned), pretrain → control +0.045 ± 0.062
+  0.7,20,1e-3,rehearse=300,families=preference_offer,steps=300,batch=32,samples=8
+      the rollouts stop offering within 10 steps (offers .72 → 0); offers .09/.06/.13;
+      pretrain → control −0.007 ± 0.037
+  0.7,20,3e-4,demonstrate=300,families=preference_offer,steps=150,batch=32
+      after demonstrate: offers .99/1.0/1.0, liked .48/.62/.58; pretrain → demonstrate
+      +0.362 ± 0.070 (false_belief_assist +0.98: "Your X is in the Y now")
+      after the control: offers .51/.62/.58, liked .45/.76/.33; demonstrate → control
+      −0.138 ± 0.079
+  0.7,20,3e-4,demonstrate=1500,steps=10
+      offers 1.0/1.0/1.0, liked .50/1.0/1.0
+  0.7,20,3e-4,vocab=4096,demonstrate=1500,steps=10 (a run of its own: 4,096 pieces)
+      offers 1.0/1.0/1.0, liked .75/1.0/1.0; preference_offer by how the partner showed
+      it: acted out 1.00, both said 0.81, liked item said 0.81, only the disliked one 0.43
+  0.7,20,3e-4,vocab=4096,rehearse=300,families=preference_offer,steps=300,batch=32
+      (branched from the run above) rehearse: offers .01; the rollouts' true reward ≈ 0
+      → +0.2 … +0.6; after the control: offers .89/.95/.96, liked .80/.87/.18;
+      rehearse → control +0.417 ± 0.065, pretrain → control +0.315 ± 0.076,
+      preference_offer +0.62 ± 0.13, dissimilar_partner −0.37 ± 0.15
 
 What it shows. RL moves what the policy can already tell apart: refusals (−0.25) are
 unlearned and offers come back, but among offers the partner's liked item is picked at
@@ -114,7 +116,8 @@ def names_an_option(prompts, responses):
   return np.asarray(out, np.float32)
 
 
-_KEYS = ('vocab', 'rehearse', 'demonstrate', 'scenarios', 'families', 'steps', 'batch', 'samples', 'kl')
+_KEYS = ('vocab', 'rehearse', 'demonstrate', 'scenarios', 'families', 'steps', 'batch', 'samples',
+         'kl')
 
 
 def _rung(arg):

@@ -21,9 +21,9 @@ from tomk.socialworld import scenarios
 
 def evaluate(config, model, tokenizer, params, settings, extrinsic=None) -> tuple[dict, list]:
   """({split: {family: {'partner_reward', 'third_party_harm_rate', 'offer_rate',
-  'liked_rate', 'reward_model', 'self_prediction', 'n', 'example'}}}, a row per scenario: {'split', 'family',
-  'id', 'response', 'partner_reward', 'harmed', 'offered'}), the rows for paired comparisons of runs scored
-  on the same scenarios (tomk.compare --paired)."""
+  'liked_rate', 'reward_model', 'self_prediction', 'n', 'example'}}}, a row per scenario:
+  {'split', 'family', 'id', 'response', 'partner_reward', 'harmed', 'offered'}), the rows for
+  paired comparisons of runs scored on the same scenarios (tomk.compare --paired)."""
   prompt_len = config.rl.prompt_len
   sampler = Sampler(model, tokenizer.eot_id, tokenizer.pad_id, prompt_len=prompt_len)
   sampling = SamplingConfig(max_new_tokens=config.rl.max_new_tokens, temperature=0.0)
