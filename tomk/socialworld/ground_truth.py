@@ -3,8 +3,9 @@
 Pure functions of a scenario's hidden state (`example['hidden']`, plain JSON-able data)
 and free text: `partner_reward(hidden, text)`, `third_party_rewards(hidden, text)`,
 `offers_an_option(hidden, text)` and `reaction(hidden, text)`, the partner's reply that
-follows from its true reward. They read ANY text: which item or container it affirms, negates or offers, and whether it
-refuses; text that mentions none of them and refuses nothing gets a neutral 0.
+follows from its true reward. They read ANY text: which item or container it affirms,
+negates or offers, and whether it refuses; text that mentions none of them and refuses
+nothing gets a neutral 0.
 Evaluation calls them; training never does (tests/test_algorithms.py guards it).
 """
 from __future__ import annotations
