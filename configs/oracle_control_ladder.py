@@ -38,7 +38,8 @@ Rung settings after the positional ones, 'key=value' joined by commas: vocab=N (
 tokenizer's size, whole run), rehearse=N (N steps of language-model training on the
 scenarios alone, each shown with three drawn responses and the partner's reaction to each),
 demonstrate=N (the same with each scenario's warmest response only,
-data.scenario_response='warmest': demonstrations of the kind choice, a supervised ceiling),
+data.scenario_response='warmest': demonstrations of the kind choice, a supervised ceiling,
+in the preference families and false_belief_assist; not in third_party and multi_party),
 scenarios=a+b (those two stages' scenario families, all six by default), families=a+b (the
 RL stages' families), steps=N and batch=N (the control's), samples=N (per prompt), kl=X.
 

@@ -282,7 +282,8 @@ def _forbid_ground_truth(monkeypatch):
   for module_with_truth in (scenarios, ground_truth):
     for name in ('partner_reward', 'third_party_rewards', 'reaction', 'offers_an_option'):
       monkeypatch.setattr(module_with_truth, name, forbidden)
-  for name in ('_item_reward', '_location_reward'):   # what the public functions read
+  # What the public functions read (caught even through partials made before the guard).
+  for name in ('_item_reward', '_location_reward', 'read_response'):
     monkeypatch.setattr(ground_truth, name, forbidden)
 
 
@@ -324,6 +325,9 @@ def test_only_the_named_oracle_control_reads_ground_truth(monkeypatch):
   with pytest.raises(AssertionError, match='ground truth reached'):
     algorithms.get('oracle_control').rewards(None, None, [example['conversation']],
                                              responses[:1], None)
+  for name in ('partner_reward', 'reaction', 'offers_an_option'):    # (no third party here)
+    with pytest.raises(AssertionError, match='ground truth reached'):   # made before the guard
+      example[name](responses[0])
 
 
 # --- imitation (001 Alg. 3) -------------------------------------------------------------------

@@ -87,6 +87,7 @@ def test_empathy_smoke_runs_every_stage(empathy_smoke):
         assert m['offer_rate'] == (np.mean(offered) if offered else None)
         liked = [r['partner_reward'] > 0 for r in mine if r['offered']]
         assert m['liked_rate'] == (np.mean(liked) if liked else None)
+        assert (m['offer_rate'] is None) == (family == 'false_belief_assist'), family
     signal = evaluation.get('kindness_signal')
     assert (signal is not None) == (stage in ('imitation.1.infer_reward', 'empathy')), stage
     if signal:
@@ -201,8 +202,9 @@ def test_an_old_override_name_says_what_it_was_renamed_to(tmp_path):
 
 
 def test_a_rung_of_the_positive_control_shares_the_kindness_runs_first_stages():
-  """configs/oracle_control_ladder.py changes only its last stage, so it branches from a
-  run of configs/empathy.py (tomk/branch.py compares the stages' resolved configs)."""
+  """configs/oracle_control_ladder.py changes only its last stage (and the evaluation), so
+  it branches from a run of configs/empathy.py (tomk/branch.py compares the stages'
+  resolved configs but for the evaluation settings)."""
   from tomk import branch, curriculum
   ladder = runpy.run_path(os.path.join(REPO, 'configs/oracle_control_ladder.py'))
   rung = curriculum.stages(ladder['get_config']('0.7,20,3e-4'))
@@ -210,9 +212,27 @@ def test_a_rung_of_the_positive_control_shares_the_kindness_runs_first_stages():
       os.path.join(REPO, 'configs/empathy.py'))['get_config']()))
   assert [name for name, _ in rung] == ['pretrain', 'reward_model', 'oracle_control']
   for name, stage in rung[:2]:
-    assert branch._stage_json(stage) == branch._stage_json(empathy[name]), name
+    assert branch._stage_json(stage, False) == branch._stage_json(empathy[name], False), name
+    assert stage.evaluation.scenarios_per_family == 100      # scored on more scenarios
   last = rung[-1][1]
   assert (last.rl.temperature, last.rl.top_k) == (0.7, 20)
   assert last.optimizer.behavior.learning_rate == 3e-4
   with pytest.raises(ValueError, match='needs a rung'):
     ladder['get_config']('smoke')
+  # Rung settings after the positional ones.
+  config = ladder['get_config']('0.7,20,3e-4,vocab=4096,rehearse=30,demonstrate=40,'
+                                'scenarios=preference_offer,families=preference_offer+multi_party,'
+                                'steps=7,batch=32,samples=8,kl=0.1')
+  stages = dict(curriculum.stages(config))
+  assert list(stages) == ['pretrain', 'reward_model', 'rehearse', 'demonstrate', 'oracle_control']
+  assert all(s.data.vocab_size == 4096 for s in stages.values())
+  assert (stages['rehearse'].steps, stages['rehearse'].data.scenario_responses) == (30, 3)
+  assert stages['rehearse'].data.mixture == 'preference_offer:1'
+  assert (stages['demonstrate'].steps, stages['demonstrate'].data.scenario_response) == (
+      40, 'warmest')
+  control = stages['oracle_control']
+  assert (control.steps, control.batch_size) == (7, 32)
+  assert (control.rl.families, control.rl.num_samples, control.rl.kl_coef) == (
+      'preference_offer,multi_party', 8, 0.1)
+  with pytest.raises(ValueError, match='unknown rung settings'):
+    ladder['get_config']('0.7,20,3e-4,warmth=1')

@@ -129,7 +129,8 @@ def test_an_old_run_resumes_as_it_ran(data_dir, tmp_path):
 def test_a_branch_from_an_old_run_trains_as_the_old_code_did(data_dir, tmp_path):
   source = _copy(tmp_path, 'source')
   workdir = tmp_path / 'rlhf'
-  # The kindness-signal check came after that run: off, the stages are the old run's.
+  # The kindness-signal check came after that run: off, the copied stages keep the old
+  # run's evaluations (other evaluation settings would score them again).
   result = run_main(workdir, f'--branch_from={source}',
                     '--config.evaluation.signal_scenarios_per_family=0',
                     config='configs/rlhf.py:smoke')

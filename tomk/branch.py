@@ -49,6 +49,12 @@ def _same_evaluation(stage_config, other_config) -> bool:
           == config_lib.to_json(other_config)[EVALUATION_KEY])
 
 
+def _remove_evaluation(workdir: str, stage: str) -> None:
+  for path in (rundir.eval_path, rundir.scenarios_path):
+    if os.path.exists(path(workdir, stage)):
+      os.remove(path(workdir, stage))
+
+
 def shared_stages(config, source: str) -> tuple[list[str], str]:
   """(names of `config`'s leading stages that `source` ran with configs equal but for the
   evaluation settings, why the next stage is not shared)."""
@@ -103,6 +109,7 @@ def copy_stages(config, source: str, workdir: str, done: list[str], why: str) ->
                       dirs_exist_ok=True)
     if not _same_evaluation(stages[name], theirs_config[name]):
       reevaluated.append(name)
+      _remove_evaluation(workdir, name)        # what an interrupted earlier copy left
       continue
     for path in (rundir.eval_path, rundir.scenarios_path):     # the evaluation, its rows
       if os.path.exists(path(source, name)):
@@ -110,6 +117,8 @@ def copy_stages(config, source: str, workdir: str, done: list[str], why: str) ->
         shutil.copy2(path(source, name), path(workdir, name))
   # The evaluation of an imported model (experiment._evaluate_imported), made after the
   # first copied stage at the latest: equal configs import and score it alike.
+  if reevaluated:
+    _remove_evaluation(workdir, checkpoints.IMPORTED)
   for path in (rundir.eval_path, rundir.scenarios_path):
     if done and not reevaluated and os.path.exists(path(source, checkpoints.IMPORTED)):
       os.makedirs(os.path.dirname(path(workdir, checkpoints.IMPORTED)), exist_ok=True)
@@ -119,8 +128,9 @@ def copy_stages(config, source: str, workdir: str, done: list[str], why: str) ->
   with open(rundir.metrics_path(source)) as f:
     records = [line for line in f if line.strip() and json.loads(line)['stage'] in done]
   rundir.write_text(rundir.metrics_path(workdir), ''.join(records))
-  print(f'[branch] copied {", ".join(done)} from {source} (equal stage configs); '
-        f'training from here: {why}', flush=True)
+  print(f'[branch] copied {", ".join(done)} from {source} (equal stage configs'
+        f'{", but for the evaluation" if reevaluated else ""}); training from here: {why}',
+        flush=True)
   if reevaluated:
     print(f'[branch] {", ".join(reevaluated)}: evaluated again here (other evaluation '
           f'settings than {source}\'s)', flush=True)

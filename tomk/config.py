@@ -103,7 +103,9 @@ def base() -> ml_collections.ConfigDict:
       # Which candidate a training scenario shows: 'drawn' (seeded, regardless of the partner)
       # or 'warmest': the one whose partner reaction reads warmest (VADER sentiment of the
       # reaction's text; the k-th warmest for the k-th of scenario_responses). Demonstrations
-      # of a kind choice, chosen by what the partner would say: a supervised ceiling.
+      # of the partner's best response, a supervised ceiling, in the preference families and
+      # false_belief_assist; in third_party and multi_party VADER ranks about half the
+      # reactions otherwise ("Thanks, coffee is nice." above "Wonderful, lemonade!").
       scenario_response='drawn',
       switch_names_in_text=True,
       reward='constant', reward_value=1.0,

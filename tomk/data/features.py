@@ -69,17 +69,19 @@ def turn_reward(data_config) -> rewards_lib.RewardFn:
 
 
 def rendered(data_config, source: str, record, index: int, seed: int,
-             scenario_perspective: str | None = None, response: int = 0) -> list[str]:
+             scenario_perspective: str | None = None, response: int = 0,
+             scenario_response: str | None = None) -> list[str]:
   """The rendered training text of one record of `source`, one string per turn; a scenario
   shows the candidate its seeded draw picks, or the `response`-th after it (sources.Branches:
-  the same scenario shown with several responses)."""
+  the same scenario shown with several responses), or with data.scenario_response='warmest'
+  (or `scenario_response`) the `response`-th warmest."""
   switch_names = data_config.switch_names_in_text
   if source in sources.SOCIALWORLD:
     if scenario_perspective is None:
       scenario_perspective = data_config.scenario_perspective
     plain = builders.plain_record(record)
     draw = sources.seeded_int(f'{seed}:{source}:{index}') + response
-    if data_config.scenario_response == 'warmest' and 'reactions' in plain:
+    if (scenario_response or data_config.scenario_response) == 'warmest' and 'reactions' in plain:
       draw = warmest_first(plain['reactions'])[response % len(plain['reactions'])]
     return builders.training_segments(source, plain, draw, switch_names, scenario_perspective)
   c = chitchat.to_conversation(record) if source == 'chitchat' else record

@@ -99,8 +99,10 @@ def tokenizer_for(data_config) -> tokenizer_lib.Tokenizer:
       for start in range(0, count, 1024):
         indices = spread[start:start + 1024]
         for index, record in zip(indices, sources.read(records, indices)):
+          # The tokenizer's name covers the sources and weights, not how scenarios are
+          # shown: it always learns them as drawn, from the model's side.
           yield from features.rendered(data_config, source, record, index, seed=0,
-                                       scenario_perspective='model')
+                                       scenario_perspective='model', scenario_response='drawn')
 
   only = next(iter(weights)) if len(weights) == 1 else None
   if only and only not in sources.SOCIALWORLD:   # as before mixtures: the cached files stay valid

@@ -19,8 +19,9 @@ are scored on the same stories and conversations. eval.json:
                    'scenario_partner_turns': {split: {stream: measure}},
                    'scenario_reaction': {split: {stream: measure}},
                    'next_turn': {split: {stream: {'accuracy', 'n'}}}},
-   'kindness': {split: {family: {'partner_reward', 'third_party_harm_rate', 'reward_model',
-                                 'self_prediction', 'n', 'example'}}}}
+   'kindness': {split: {family: {'partner_reward', 'third_party_harm_rate', 'offer_rate',
+                                 'liked_rate', 'reward_model', 'self_prediction', 'n',
+                                 'example'}}}}
 
 with measure = {'nll' (per token), 'accuracy' (next token), 'tokens', 'n' (conversations)}.
 """
@@ -32,7 +33,7 @@ import time
 import jax
 import ml_collections
 
-from tomk import checkpoints, curriculum, rollout, rundir
+from tomk import algorithms, checkpoints, curriculum, rollout, rundir
 from tomk.algorithms import reward_model
 from tomk.data import sources
 from tomk.socialworld import scenarios
@@ -143,6 +144,22 @@ def _likelihoods(config, model, tokenizer, params, settings, log) -> dict:
   return {'theory_of_mind': tom, 'perspective': views}
 
 
+def _reward_model_trained_by(config, stage: str | None) -> bool:
+  """Whether the curriculum has trained its reward model by the end of `stage` (None: the
+  last stage; the imported model, scored before the first stage that trains the policy: by
+  then)."""
+  stages = curriculum.stages(config)
+  names = [name for name, _ in stages]
+  trains_it = [algorithms.forks_trainer(algorithms.get(c.algorithm)) for _, c in stages]
+  if stage is None:
+    end = len(stages)
+  elif stage in names:
+    end = names.index(stage) + 1
+  else:
+    end = next((i for i, yes in enumerate(trains_it) if not yes), len(stages))
+  return any(trains_it[:end])
+
+
 def run(workdir: str, step: int | None = None, log=print, stage: str | None = None,
         keep: dict | None = None, signal: bool = True) -> dict:
   """Evaluates a run's latest (or given) checkpoint, of the last stage or the one `stage`
@@ -150,11 +167,11 @@ def run(workdir: str, step: int | None = None, log=print, stage: str | None = No
   evaluate; `signal`: whether to run the kindness-signal check (when it is on).
 
   The reward-model score needs the run's reward model: a stage evaluated before its
-  reward_model stage has none.
+  reward_model stage has none (also in a branch, which holds the reward model already).
   """
   config, model, tokenizer, params, step = checkpoints.load_run(workdir, step, stage)
   extrinsic = None
-  if reward_model.trained(workdir):
+  if reward_model.trained(workdir) and _reward_model_trained_by(config, stage):
     extrinsic = rollout.reward_function('reward_model', workdir, tokenizer)
   results = evaluate(config, model, tokenizer, params, step, log=log, extrinsic=extrinsic,
                      keep=keep,

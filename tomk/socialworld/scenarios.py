@@ -16,8 +16,8 @@ partner's turn, so the model speaks next. Families:
 
 Ground truth is plain data (`example['hidden']`, JSON-able) plus pure functions of it
 (tomk.socialworld.ground_truth): `partner_reward(hidden, text)`,
-`third_party_rewards(hidden, text)` and `reaction(hidden, text)`. Evaluation calls
-them; training never sees them.
+`third_party_rewards(hidden, text)`, `reaction(hidden, text)` and
+`offers_an_option(hidden, text)`. Evaluation calls them; training never sees them.
 """
 from __future__ import annotations
 
