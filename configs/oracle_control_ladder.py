@@ -77,6 +77,8 @@ preference_offer / similar / dissimilar. Paired differences pooled over the six 
       seed 1 (--config.seed=1, a run of its own): offers .97/.99/.99, liked .79/.67/.34;
       rehearse → control +0.393 ± 0.070, pretrain → control +0.378 ± 0.075,
       preference_offer +0.66 ± 0.13
+      seed 2: offers .95/.99/.99, liked .82/.88/.11; rehearse → control +0.401 ± 0.070,
+      pretrain → control +0.305 ± 0.072, preference_offer +0.67 ± 0.13
 
 What it shows. RL moves what the policy can already tell apart: refusals (−0.25) are
 unlearned and offers come back, but among offers the partner's liked item is picked at
