@@ -151,6 +151,11 @@ def test_branch_with_other_evaluation_settings_shares_the_stages_and_scores_them
       theirs, mine = json.load(a), json.load(b)
     assert {m['n'] for m in theirs['kindness']['test'].values()} == {4}
     assert {m['n'] for m in mine['kindness']['test'].values()} == {3}
+    # The branch holds the reward model from the start, but a stage scored before the
+    # curriculum trained it gets no reward-model score, as in the source.
+    for run in (theirs, mine):
+      scores = {m['reward_model'] for m in run['kindness']['test'].values()}
+      assert (scores == {None}) == (stage == 'pretrain'), stage
 
 
 @pytest.mark.parametrize('key, value, message', [

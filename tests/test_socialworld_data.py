@@ -458,6 +458,11 @@ def test_warmest_scenario_response_shows_the_kind_choice(family):
     shown = features.rendered(config, family, record, index, seed=0)[-2]
     best = max(example['candidates'], key=example['partner_reward'])
     assert shown.endswith(f'{best}<eot>'), (shown, best)
+    # The tokenizer's text (pipeline.tokenizer_for) pins the drawn response whatever the
+    # setting: its cache name does not cover it.
+    drawn = config_lib.base().data
+    assert (features.rendered(config, family, record, index, seed=0, scenario_response='drawn')
+            == features.rendered(drawn, family, record, index, seed=0))
   config.scenario_response = 'kindest'
   with pytest.raises(ValueError, match="data.scenario_response='kindest'"):
     features.check(config)

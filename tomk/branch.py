@@ -44,11 +44,6 @@ def _stage_json(stage_config, evaluation=True) -> dict:
   return rundir.flatten(data)
 
 
-def _same_evaluation(stage_config, other_config) -> bool:
-  return (config_lib.to_json(stage_config)[EVALUATION_KEY]
-          == config_lib.to_json(other_config)[EVALUATION_KEY])
-
-
 def _remove_evaluation(workdir: str, stage: str) -> None:
   for path in (rundir.eval_path, rundir.scenarios_path):
     if os.path.exists(path(workdir, stage)):
@@ -107,7 +102,8 @@ def copy_stages(config, source: str, workdir: str, done: list[str], why: str) ->
     if algorithms.forks_trainer(algorithms.get(stages[name].algorithm)):   # its own model
       shutil.copytree(rundir.reward_model_dir(source), rundir.reward_model_dir(workdir),
                       dirs_exist_ok=True)
-    if not _same_evaluation(stages[name], theirs_config[name]):
+    # Shared stages differ at most in their evaluation settings.
+    if _stage_json(stages[name]) != _stage_json(theirs_config[name]):
       reevaluated.append(name)
       _remove_evaluation(workdir, name)        # what an interrupted earlier copy left
       continue

@@ -77,11 +77,11 @@ def rendered(data_config, source: str, record, index: int, seed: int,
   (or `scenario_response`) the `response`-th warmest."""
   switch_names = data_config.switch_names_in_text
   if source in sources.SOCIALWORLD:
-    if scenario_perspective is None:
-      scenario_perspective = data_config.scenario_perspective
+    scenario_perspective = scenario_perspective or data_config.scenario_perspective
+    scenario_response = scenario_response or data_config.scenario_response
     plain = builders.plain_record(record)
     draw = sources.seeded_int(f'{seed}:{source}:{index}') + response
-    if (scenario_response or data_config.scenario_response) == 'warmest' and 'reactions' in plain:
+    if scenario_response == 'warmest' and 'reactions' in plain:
       draw = warmest_first(plain['reactions'])[response % len(plain['reactions'])]
     return builders.training_segments(source, plain, draw, switch_names, scenario_perspective)
   c = chitchat.to_conversation(record) if source == 'chitchat' else record
