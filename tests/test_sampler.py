@@ -3,6 +3,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from tomk.model import Model, ModelConfig
 from tomk.sampler import Sampler, SamplingConfig, left_pad
@@ -29,7 +30,11 @@ def test_same_key_same_samples_other_key_other_samples():
   assert a.tokens.shape == (6, 12)
 
 
-def test_recorded_logprobs_equal_a_full_forward_of_the_sampled_sequence():
+@pytest.mark.parametrize('segment', [3, 32])
+def test_recorded_logprobs_equal_a_full_forward_of_the_sampled_sequence(monkeypatch, segment):
+  """Also when the cache grows while decoding (segments of 3 steps: 4 loops of 3, 3, 3, 1)."""
+  from tomk import sampler as sampler_lib
+  monkeypatch.setattr(sampler_lib, 'SEGMENT', segment)
   model, params, sampler = _setup()
   for stream in ('behavior', 'prediction'):
     s = sampler(params, PROMPTS, jax.random.key(3), stream=stream,
@@ -73,7 +78,8 @@ def test_no_retrace_between_calls_of_the_same_shape():
 def test_tokens_are_those_categorical_draws_step_by_step(monkeypatch):
   """The decode loop draws step i's Gumbel noise from fold_in(key, i), a block of steps at a
   time: its tokens are jax.random.categorical's on a full forward of the sequence so far,
-  whatever the block (here 2 steps; and all 9 at once)."""
+  whatever the block (here 2 steps; and all 9 at once), and whether the cache grows while
+  decoding (segments of 4 steps) or not."""
   from tomk import sampler as sampler_lib
   model, params, _ = _setup()
   config = SamplingConfig(max_new_tokens=9, temperature=0.7, top_k=30)
@@ -89,7 +95,8 @@ def test_tokens_are_those_categorical_draws_step_by_step(monkeypatch):
     drawn = jax.random.categorical(jax.random.fold_in(key, i), logits)
     rows = [r + [int(t)] for r, t in zip(rows, drawn)]
   expected = np.asarray([r[len(p):] for r, p in zip(rows, prompts)])
-  for block in (2 * 2 * 61, sampler_lib.NOISE_BLOCK):
+  for block, segment in [(2 * 2 * 61, 4), (sampler_lib.NOISE_BLOCK, sampler_lib.SEGMENT)]:
     monkeypatch.setattr(sampler_lib, 'NOISE_BLOCK', block)
+    monkeypatch.setattr(sampler_lib, 'SEGMENT', segment)
     samples = Sampler(model, eot_id=-1, pad_id=PAD)(params, prompts, key, config=config)
     np.testing.assert_array_equal(samples.tokens, expected)

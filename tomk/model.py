@@ -290,6 +290,17 @@ class Model:
     return {'valid': jnp.zeros((batch_size, max_len), bool), 'perception': layers(c.trunk_layers),
             **{s: layers(c.tower_layers) for s in streams}}
 
+  @staticmethod
+  def grow_cache(cache: Cache, max_len: int) -> Cache:
+    """`cache` with room for max_len slots: empty (invalid) slots appended to every layer's
+    keys and values and to `valid`; the filled slots and indices unchanged."""
+    def grow(x, axis):
+      return jnp.pad(x, [(0, max_len - x.shape[axis]) if a == axis else (0, 0)
+                         for a in range(x.ndim)])
+    layers = lambda ls: [{**l, 'k': grow(l['k'], 2), 'v': grow(l['v'], 2)} for l in ls]
+    return {name: grow(value, 1) if name == 'valid' else layers(value)
+            for name, value in cache.items()}
+
   def decode(self, params, tokens, positions, cache: Cache, stream: str, valid=None,
              readout_at=None):
     """Runs a chunk (prompt or one token) of one stream through the cache.
