@@ -231,3 +231,32 @@ def test_paired_compares_a_stage_with_the_one_it_started_from(tmp_path):
   assert out[('test', 'offer')].mean == pytest.approx((1.0 + 0 + 1.0) / 3)
   same, _ = compare.paired([str(run)], [str(run)])       # the last stage against itself
   assert same[('test', 'offer')].mean == 0.0
+
+
+def test_one_arm_of_a_sweep_by_pattern(tmp_path):
+  """A sweep of several arms (configs/sweeps/kindness.py) is compared arm against arm by
+  workdir patterns; unfinished runs are left out."""
+  for name, seed, values in [('seed=0', 0, [0.0, 1.0]), ('seed=1', 1, [0.5, 0.0]),
+                             ('config=rlhf,seed=0', 0, [0.0, 0.0]),
+                             ('config=rlhf,seed=1', 1, [0.0, -1.0]), ('seed=2', 2, [1.0, 1.0])]:
+    _scenario_run(tmp_path / name, seed, {'offer': values})
+    if name != 'seed=2':
+      rundir.write_json(rundir.done_path(str(tmp_path / name)), {})
+  notes = []
+  empathy = compare.expand([str(tmp_path / 'seed=*')], log=lambda *a, **k: notes.append(a[0]))
+  assert [os.path.basename(w) for w in empathy] == ['seed=0', 'seed=1']
+  assert '1 unfinished' in notes[0]
+  rlhf = compare.expand([str(tmp_path / 'config=rlhf,seed=*')])
+  out, seeds = compare.paired(rlhf, empathy)
+  assert seeds == [0, 1]
+  assert out[('test', 'offer')].mean == pytest.approx(((0.0 + 1.0) / 2 + (0.5 + 1.0) / 2) / 2)
+  assert 'detectable at 80 % power' in compare.paired_table(out, 2)
+  with pytest.raises(ValueError, match='matches no finished workdir'):
+    compare.expand([str(tmp_path / 'config=naive*')])
+
+
+def test_detectable_difference_is_about_1_4_ci_half_widths_for_large_n():
+  values = [(-1.0) ** i * (1 + i % 3) for i in range(400)]
+  s = stats.summarize(values)
+  assert stats.detectable(s) == pytest.approx(s.ci * (1.9659 + 0.8416) / 1.9659, rel=2e-3)
+  assert stats.detectable(stats.summarize([1.0])) is None

@@ -149,6 +149,92 @@ def test_exit_zero_before_the_last_step_is_not_done(tmp_path, monkeypatch):
   assert not rundir.finished(str(tmp_path / 'seed=0'))
 
 
+_FAKE_ARM = """\
+#!{python}
+# Stands in for `python -m tomk.main ...`, logging when it starts and ends; seed=1 of the
+# sweep's own config fails.
+import json, os, sys, time
+args = dict(a[2:].split('=', 1) for a in sys.argv[3:])
+name = os.path.basename(args['workdir'])
+log = lambda event: open(os.environ['ORDER'], 'a').write(f'{{event}} {{name}} {{args.get("branch_from", "-")}}\\n')
+log('start')
+os.makedirs(args['workdir'], exist_ok=True)
+time.sleep(0.2)
+if args.get('config.seed') == '1' and args['config'] == 'c.py':
+  sys.exit(3)
+open(os.path.join(args['workdir'], 'metrics.jsonl'), 'w').write('{{"step": 0}}\\n')
+json.dump({{'seed': int(args['config.seed']), 'steps': 0, 'file': args['config']}},
+          open(os.path.join(args['workdir'], 'config.json'), 'w'))
+log('end')
+"""
+
+
+def test_a_branch_runs_after_its_source_and_fails_with_it(tmp_path, monkeypatch):
+  """Points may name their own config file and branch from another point: the branch waits
+  for its source (listed first or not, whatever --parallel), gets --branch_from its
+  workdir, and fails unlaunched when the source fails."""
+  fake = tmp_path / 'fake-python'
+  fake.write_text(_FAKE_ARM.format(python=sys.executable))
+  fake.chmod(0o755)
+  order = tmp_path / 'order'
+  monkeypatch.setenv('ORDER', str(order))
+  sources = hyper.sweep('seed', range(2))
+  points = [{hyper.CONFIG: 'arm.py', 'seed': s['seed'], hyper.BRANCH_FROM: s} for s in sources]
+  points += sources
+  sweepdir = str(tmp_path / 'sweep')
+  os.makedirs(sweepdir)
+  state = sweep.Sweep('c.py', 'arms.py', sweepdir, points)
+  assert state.run(parallel=3, python=str(fake), poll_seconds=0.01, log=lambda *a, **k: None) == 2
+  events = order.read_text().splitlines()
+  assert events.index(f'end seed=0 -') < events.index(
+      f'start config=arm,seed=0 {os.path.join(sweepdir, "seed=0")}')
+  assert not any('config=arm,seed=1' in e for e in events)       # never launched
+  status = {name: r['status'] for name, r in state.records.items()}
+  assert status == {'config=arm,seed=0': 'done', 'config=arm,seed=1': 'failed',
+                    'seed=0': 'done', 'seed=1': 'failed'}
+  assert 'branch source seed=1 did not finish' in state.records['config=arm,seed=1']['error']
+  assert state.config_drift() == []        # arms of other config files are not drift
+
+
+def test_kindness_sweep_file():
+  points = sweep.load_sweep(os.path.join(REPO, 'configs/sweeps/kindness.py'))
+  names = [sweep.point_name(p) for p in points]
+  assert len(points) == 25 and names[:5] == [
+      'seed=0', 'config=rlhf,seed=0', 'config=naive_kindness,seed=0',
+      'config=oracle_control,seed=0', 'kindness.reward=inferred,seed=0']
+  assert sweep.command('configs/empathy.py', 'runs/k/config=rlhf,seed=3', points[16]) == [
+      'python', '-m', 'tomk.main', '--config=configs/rlhf.py', '--workdir=runs/k/config=rlhf,seed=3',
+      '--branch_from=runs/k/seed=3', '--config.seed=3']
+  smoke = sweep.load_sweep(os.path.join(REPO, 'configs/sweeps/kindness.py:2,smoke'))
+  _smoke_config()                                  # configs/ importable
+  from tomk import cli  # pylint: disable=g-import-not-at-top
+  config = cli.load_config_file(os.path.join(REPO, 'configs/empathy.py:smoke'))
+  specs = {p.get(hyper.CONFIG, 'configs/empathy.py:smoke') for p in smoke}
+  assert specs == {f'configs/{c}.py:smoke' for c in
+                   ('empathy', 'rlhf', 'naive_kindness', 'oracle_control')}
+  cwd = os.getcwd()
+  try:
+    os.chdir(REPO)
+    sweep.check_points(config, smoke, [], sweep.configs_of('configs/empathy.py:smoke', config, smoke))
+    with pytest.raises(ValueError, match='does not fit'):
+      bad = [dict(smoke[1], seed='zero')]
+      sweep.check_points(config, bad, [], sweep.configs_of('configs/empathy.py:smoke', config, bad))
+  finally:
+    os.chdir(cwd)
+  with pytest.raises(ValueError, match='not a point of the sweep'):
+    _check_sources([{'seed': 0}, {'seed': 1, hyper.BRANCH_FROM: {'seed': 7}}])
+
+
+def _check_sources(points):
+  path = os.path.join(os.environ.get('TMPDIR', '/tmp'), f'tomk_sweep_{os.getpid()}.py')
+  with open(path, 'w') as f:
+    f.write(f'def get_sweep(arg=None):\n  return {points!r}\n')
+  try:
+    return sweep.load_sweep(path)
+  finally:
+    os.remove(path)
+
+
 def _sweep_command(sweep_file, sweepdir, *extra):
   return [sys.executable, '-m', 'tomk.sweep', *SMOKE, f'--sweep={sweep_file}',
           f'--sweepdir={sweepdir}', *extra]

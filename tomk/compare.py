@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import glob
 import itertools
 import json
 import math
@@ -45,11 +46,22 @@ IGNORED_CONFIG_KEYS = ('seed',)
 
 
 def expand(paths: Sequence[str], log=print) -> list[str]:
-  """Workdirs as given, and each sweepdir's finished workdirs (sweep.json order first)."""
+  """Workdirs as given, each sweepdir's finished workdirs (sweep.json order first), and the
+  finished workdirs a pattern matches (`runs/kindness/config=rlhf,*`: one arm of a sweep)."""
   workdirs = []
   for path in paths:
     if rundir.is_run(path):
       workdirs.append(path)
+      continue
+    if not os.path.exists(path) and glob.has_magic(path):
+      matched = sorted(m for m in glob.glob(path) if rundir.is_run(m))
+      finished = [m for m in matched if rundir.finished(m)]
+      if len(finished) < len(matched):
+        log(f'note: leaving out {len(matched) - len(finished)} unfinished run(s) matching '
+            f'{path}', file=sys.stderr)
+      if not finished:
+        raise ValueError(f'{path} matches no finished workdir.')
+      workdirs.extend(finished)
       continue
     if not os.path.isdir(path):
       raise ValueError(f'{path} does not exist; give workdirs or sweepdirs.')
@@ -350,13 +362,14 @@ def paired(arm_a: Sequence[str], arm_b: Sequence[str], stage: str | None = None,
 
 def paired_table(summaries: dict, seeds: int) -> str:
   """The paired differences; the CI half-width is what a difference must exceed to show
-  at all (at 80 % power a true difference must be about 1.4 times it)."""
+  at all, and the last column the smallest true difference that shows 80 % of the time."""
   over = 'scenarios' if seeds == 1 else 'seeds'
   body = [[split, family, stats.format_summary(s), str(s.n),
-           '–' if not s.ci else f'{s.ci:.3f}']
+           '–' if not s.ci else f'{s.ci:.3f}',
+           '–' if not s.ci else f'{stats.detectable(s):.3f}']
           for (split, family), s in sorted(summaries.items())]
   return figures.markdown_table(['split', 'family', 'B − A (mean ± 95 % CI)', f'n ({over})',
-                                 '95 % CI half-width'], body)
+                                 '95 % CI half-width', 'detectable at 80 % power'], body)
 
 
 def main(argv):

@@ -7,7 +7,14 @@
                          hyper.sweep('optimizer.behavior.learning_rate', [3e-3, 1e-2]))
 
 A point is a dict of overrides ({'seed': 0, 'optimizer.behavior.learning_rate': 3e-3});
-tomk.sweep runs each as its own workdir.
+tomk.sweep runs each as its own workdir. Two keys are not config keys: CONFIG, the config
+file a point runs instead of the sweep's --config (arms of an experiment that differ in
+their config file), and BRANCH_FROM, another point of the same sweep that this one branches
+from (`tomk.main --branch_from`: the stages they share are copied, not trained again; the
+sweep runs the source first):
+
+  empathy = {'seed': 0}
+  [empathy, {CONFIG: 'configs/rlhf.py', 'seed': 0, BRANCH_FROM: empathy}]
 """
 from __future__ import annotations
 
@@ -15,6 +22,8 @@ import itertools
 from typing import Any, Iterable, Sequence
 
 Point = dict[str, Any]
+CONFIG = 'config'
+BRANCH_FROM = 'branch_from'
 
 
 def sweep(key: str, values: Iterable[Any]) -> list[Point]:

@@ -108,6 +108,17 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
   return Summary(n, mean, std, ci, confidence)
 
 
+def detectable(s: Summary, power: float = 0.8) -> float | None:
+  """The smallest true difference a paired comparison of this spread and n detects with
+  probability `power` (two-sided test at 1 − confidence): (t_{(1+c)/2} + t_{power}) · s / √n,
+  about 1.4 times the CI half-width for large n."""
+  if s.std is None:
+    return None
+  dof = s.n - 1
+  return ((t_quantile(0.5 + s.confidence / 2.0, dof) + t_quantile(power, dof))
+          * s.std / math.sqrt(s.n))
+
+
 def format_summary(s: Summary) -> str:
   """'6.571 ± 0.012' with the mean rounded to the CI's second significant digit."""
   if s.ci is None:

@@ -27,6 +27,7 @@ JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 in the environment (children inheri
 """
 from __future__ import annotations
 
+import collections
 import copy
 import datetime
 import difflib
@@ -48,7 +49,7 @@ from absl import flags
 
 from tomk import cli, config as config_lib
 from tomk import rundir
-from tomk.hyper import Point
+from tomk.hyper import BRANCH_FROM, CONFIG, Point
 
 FLAGS = flags.FLAGS
 
@@ -80,6 +81,13 @@ def load_sweep(spec: str) -> list[Point]:
   duplicates = sorted({n for n in names if names.count(n) > 1})
   if duplicates:
     raise ValueError(f'{spec}: points repeat: {duplicates}; each point must differ.')
+  for point in points:
+    source = point.get(BRANCH_FROM)
+    if source is not None and (not isinstance(source, dict) or point_name(source) not in names
+                               or BRANCH_FROM in source):
+      raise ValueError(f'{spec}: point {point_name(point)} branches from {source!r}, which is '
+                       f'not a point of the sweep that trains from scratch; give '
+                       f'{BRANCH_FROM} one of the points (a dict) without a {BRANCH_FROM}.')
   return points
 
 
@@ -92,12 +100,20 @@ def format_value(value: Any) -> str:
   return str(value)
 
 
+def _shown(key: str, value: Any) -> str:
+  if key == CONFIG:            # configs/rlhf.py:smoke -> rlhf:smoke
+    path, colon, arg = str(value).partition(':')
+    value = os.path.splitext(os.path.basename(path))[0] + colon + arg
+  return urllib.parse.quote(format_value(value), safe="._-+:()")
+
+
 def point_name(point: Point) -> str:
-  """A readable directory name: k=v pairs joined by commas, '/' and spaces quoted."""
+  """A readable directory name: k=v pairs joined by commas, '/' and spaces quoted; a point's
+  own config file by its name (config=rlhf); the point it branches from left out."""
+  point = {k: v for k, v in point.items() if k != BRANCH_FROM}
   if not point:
     return 'default'
-  name = ','.join(f'{k}={urllib.parse.quote(format_value(v), safe="._-+:()")}'
-                  for k, v in point.items())
+  name = ','.join(f'{k}={_shown(k, v)}' for k, v in point.items())
   if len(name) > 200:       # file names stop at 255 bytes; keep it unique with a hash
     name = name[:180] + '~' + hashlib.sha1(name.encode()).hexdigest()[:12]
   return name
@@ -105,16 +121,36 @@ def point_name(point: Point) -> str:
 
 def command(config: str, workdir: str, point: Point, overrides: Sequence[str] = (),
             python: str = 'python') -> list[str]:
-  return [python, '-m', 'tomk.main', f'--config={config}', f'--workdir={workdir}',
-          *overrides, *(f'--config.{k}={format_value(v)}' for k, v in point.items())]
+  """`python -m tomk.main` for one point: its own config file if it names one, and
+  --branch_from the workdir of its source point (a sibling of `workdir`)."""
+  branch = ([f'--branch_from={os.path.join(os.path.dirname(workdir), point_name(point[BRANCH_FROM]))}']
+            if point.get(BRANCH_FROM) is not None else [])
+  return [python, '-m', 'tomk.main', f'--config={point.get(CONFIG, config)}',
+          f'--workdir={workdir}', *branch, *overrides,
+          *(f'--config.{k}={format_value(v)}' for k, v in point.items()
+            if k not in (CONFIG, BRANCH_FROM))]
 
 
-def check_points(config, points: Sequence[Point], overrides: Sequence[str]) -> None:
-  """Errors, before anything runs, for a key the config lacks or a value of the wrong type."""
-  given = {o.split('=', 1)[0][len('--config.'):] for o in overrides}
-  flat = set(_flat_keys(config))
+def configs_of(config_spec: str, config, points: Sequence[Point]) -> list:
+  """Each point's config: `config` (the sweep's --config, loaded), or the file it names."""
+  loaded = {config_spec: config}
   for point in points:
+    spec = point.get(CONFIG, config_spec)
+    if spec not in loaded:
+      loaded[spec] = cli.load_config_file(spec)
+  return [loaded[point.get(CONFIG, config_spec)] for point in points]
+
+
+def check_points(config, points: Sequence[Point], overrides: Sequence[str],
+                 configs: Sequence | None = None) -> None:
+  """Errors, before anything runs, for a key the config lacks or a value of the wrong type.
+  `configs`: each point's own config (configs_of), where points name their config file."""
+  given = {o.split('=', 1)[0][len('--config.'):] for o in overrides}
+  for point, config in zip(points, configs or [config] * len(points)):
+    flat = set(_flat_keys(config))
     for key, value in point.items():
+      if key in (CONFIG, BRANCH_FROM):
+        continue
       if key in given:
         raise ValueError(f'--config.{key} is both given to the sweep and swept by it; drop one.')
       if key not in flat and config_lib.renamed(key):
@@ -222,6 +258,8 @@ class Sweep:
           log=print) -> int:
     """Runs every unfinished point; returns the number of failed or incomplete points."""
     todo = [self.records[n] for n in self.current if self.records[n]['status'] != 'done']
+    for record in todo:        # this run's: a branch waits for its source to run again
+      record['status'] = 'pending'
     log(f'[sweep] {len(self.current)} points in {self.sweepdir}: '
         f'{len(self.current) - len(todo)} finished before, {len(todo)} to run, {parallel} at a '
         f'time', flush=True)
@@ -234,8 +272,17 @@ class Sweep:
       pass    # not the main thread: signals stay as they were
     try:
       while todo or running:
-        while todo and len(running) < parallel:
-          record = todo.pop(0)
+        for record in [r for r in todo if self._source_status(r) in ('failed', 'incomplete')]:
+          todo.remove(record)
+          record.pop('exit_code', None)
+          record['status'] = 'failed'
+          record['error'] = f'its branch source {self._source(record)} did not finish.'
+          log(f'[sweep] FAILED {record["name"]}: {record["error"]}', flush=True)
+          self.save()
+        ready = [r for r in todo if self._source_status(r) in (None, 'done')]
+        while ready and len(running) < parallel:
+          record = ready.pop(0)
+          todo.remove(record)
           running[record['name']] = self._launch(record, python)
           log(f'[sweep] started {record["name"]}', flush=True)
         time.sleep(poll_seconds)
@@ -263,8 +310,9 @@ class Sweep:
     failed = [r for r in self.records.values() if r['status'] in ('failed', 'incomplete')]
     log(f'[sweep] {sum(r["status"] == "done" for r in self.records.values())} done, '
         f'{len(failed)} failed or incomplete' + ''.join(
-            f'\n  {r["status"].upper()} {r["name"]} (exit {r["exit_code"]}), see '
-            f'{r["workdir"]}/stderr.log' for r in failed),
+            f'\n  {r["status"].upper()} {r["name"]} ' + (
+            f'(exit {r["exit_code"]}), see {r["workdir"]}/stderr.log' if 'exit_code' in r
+            else f'(not launched: {r.get("error", "")})') for r in failed),
         flush=True)
     drift = self.config_drift()
     if drift:
@@ -273,18 +321,31 @@ class Sweep:
           f'new --sweepdir for comparable points.', flush=True)
     return len(failed)
 
+  def _source(self, record: dict) -> str | None:
+    source = record['overrides'].get(BRANCH_FROM)
+    return None if source is None else point_name(source)
+
+  def _source_status(self, record: dict) -> str | None:
+    """None for a point that trains from scratch, else the status of its branch source."""
+    source = self._source(record)
+    return None if source is None else self.records[source]['status']
+
   def config_drift(self) -> list[str]:
-    """Keys, other than swept ones, whose value differs between finished points' config.json."""
-    configs, swept = [], set()
+    """Keys, other than swept ones, whose value differs between finished points' config.json
+    (among the points of one config file)."""
+    configs, swept = collections.defaultdict(list), set()
     for name in self.current:
       record = self.records[name]
       if record['status'] == 'done' and rundir.is_run(record['workdir']):
-        swept.update(record['overrides'])
-        configs.append(rundir.flatten(config_lib.to_json(rundir.read_config(record['workdir']))))
-    keys = {k for c in configs for k in c} - swept
-    return sorted(k for k in keys
-                  if len({json.dumps(c.get(k, rundir.ABSENT), sort_keys=True)
-                          for c in configs}) > 1)
+        swept.update(k for k in record['overrides'] if k != BRANCH_FROM)
+        configs[record['overrides'].get(CONFIG)].append(
+            rundir.flatten(config_lib.to_json(rundir.read_config(record['workdir']))))
+    drift = set()
+    for group in configs.values():
+      keys = {k for c in group for k in c} - swept
+      drift |= {k for k in keys if len({json.dumps(c.get(k, rundir.ABSENT), sort_keys=True)
+                                        for c in group}) > 1}
+    return sorted(drift)
 
   def _launch(self, record: dict, python: str) -> tuple[subprocess.Popen, float, int]:
     os.makedirs(record['workdir'], exist_ok=True)
@@ -353,8 +414,8 @@ def main(argv):
   try:
     overrides = _config_overrides(sys.argv[1:])
     points = load_sweep(FLAGS.sweep)
-    check_points(FLAGS.config, points, overrides)
     config = FLAGS['config'].config_filename     # path[:arg], as given
+    check_points(FLAGS.config, points, overrides, configs_of(config, FLAGS.config, points))
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr, flush=True)
     sys.exit(2)
