@@ -201,7 +201,7 @@ def test_kindness_sweep_file():
   names = [sweep.point_name(p) for p in points]
   assert len(points) == 25 and names[:5] == [
       'seed=0', 'config=rlhf,seed=0', 'config=naive_kindness,seed=0',
-      'config=oracle_control,seed=0', 'kindness.reward=inferred,seed=0']
+      'config=oracle_control,seed=0', 'config=empathy:inferred,seed=0']
   assert sweep.command('configs/empathy.py', 'runs/k/config=rlhf,seed=3', points[16]) == [
       'python', '-m', 'tomk.main', '--config=configs/rlhf.py', '--workdir=runs/k/config=rlhf,seed=3',
       '--branch_from=runs/k/seed=3', '--config.seed=3']
@@ -211,7 +211,8 @@ def test_kindness_sweep_file():
   config = cli.load_config_file(os.path.join(REPO, 'configs/empathy.py:smoke'))
   specs = {p.get(hyper.CONFIG, 'configs/empathy.py:smoke') for p in smoke}
   assert specs == {f'configs/{c}.py:smoke' for c in
-                   ('empathy', 'rlhf', 'naive_kindness', 'oracle_control')}
+                   ('empathy', 'rlhf', 'naive_kindness', 'oracle_control')} | {
+                       'configs/empathy.py:smoke,inferred'}
   cwd = os.getcwd()
   try:
     os.chdir(REPO)
