@@ -1,6 +1,6 @@
 """Naive kindness (paper 003 Alg. 1) on the same curriculum as configs/empathy.py, last:
 
-  pretrain → reward_model → finetune → imitation (⇄ infer_reward) → naive_kindness
+  pretrain → reward_model → rehearse → imitation (⇄ infer_reward) → naive_kindness
 
 The last stage trains on the target's reward of Alg. 1 line 6, both terms weighted 1:
 RLHF (this run's reward model) of the target's reply, which the model itself generates

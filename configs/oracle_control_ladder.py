@@ -2,7 +2,11 @@
 RL machinery raise the partners' true reward when it is handed that reward?
 
   python -m tomk.main --config=configs/oracle_control_ladder.py:0.7,20,3e-4 \
-      --workdir=runs/rung-0.7_20_3e-4 --branch_from=runs/empathy-signal
+      --workdir=runs/rung-0.7_20_3e-4 --branch_from=runs/empathy-1024
+
+(runs/empathy-1024: configs/empathy.py at the settings the ladder was measured at,
+--config.data.vocab_size=1024 --config.data.scenario_responses=1, which every rung keeps
+unless it names vocab; its default since, 4,096 pieces and three responses, came from here.)
 
 arg = 'temperature,top_k,learning_rate' of the last stage's rollouts and optimizer; the last
 stage starts from the pretrain policy (curriculum pretrain → reward_model → oracle_control),
@@ -152,11 +156,14 @@ def get_config(arg=None):
   # paired comparisons: python -m tomk.compare W W --paired --stage_a=<its start>.
   config.evaluation.update(scenarios_per_family=100, signal_scenarios_per_family=0)
   stages = ['pretrain', 'reward_model']
-  if 'vocab' in settings:
-    # The tokenizer's size, for the whole run (every stage, pretraining included): at the
-    # default 1,024 pieces (256 of them bytes) an item is 2–4 pieces ('licorice' is
-    # '▁l ic or ice', its first piece shared with 'love').
-    config.data.vocab_size = int(settings['vocab'])
+  # The rungs were measured on configs/empathy.py as it was before its defaults took what
+  # they found (4,096 pieces, three responses a scenario, 150 × 32 control steps): they keep
+  # those earlier settings, so each rung still trains as its figures say.
+  config.data.scenario_responses = 1
+  # The tokenizer's size, for the whole run (every stage, pretraining included): at 1,024
+  # pieces (256 of them bytes) an item is 2–4 pieces ('licorice' is '▁l ic or ice', its
+  # first piece shared with 'love').
+  config.data.vocab_size = int(settings.get('vocab', 1024))
   rl = {'temperature': temperature, 'top_k': top_k}
   if 'families' in settings:
     rl['families'] = settings['families'].replace('+', ',')
@@ -168,8 +175,8 @@ def get_config(arg=None):
                for p in ('perception', 'behavior', 'prediction')}
   stage = config.stages.oracle_control
   stage.rl, stage.optimizer = rl, optimizer
-  stage.steps = int(settings.get('steps', stage.steps))
-  stage.batch_size = int(settings.get('batch', stage.batch_size))
+  stage.steps = int(settings.get('steps', 60))
+  stage.batch_size = int(settings.get('batch', 16))
   # The language-model stages' scenario families (each weighted alike): all six by default.
   scenarios = ','.join(f'{f}:1' for f in settings.get('scenarios', 'scenarios').split('+'))
   if 'rehearse' in settings:

@@ -1,6 +1,6 @@
 """The RLHF baseline on the same curriculum as configs/empathy.py, rlhf last:
 
-  pretrain → reward_model → finetune → imitation (⇄ infer_reward) → rlhf
+  pretrain → reward_model → rehearse → imitation (⇄ infer_reward) → rlhf
 
   python -m tomk.main --config=configs/rlhf.py --workdir=runs/rlhf
   python -m tomk.main --config=configs/rlhf.py:smoke --workdir=/tmp/rlhf-smoke

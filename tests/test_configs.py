@@ -26,7 +26,7 @@ BRANCHES = {'configs/rlhf.py': 'rlhf', 'configs/naive_kindness.py': 'naive_kindn
 COVERED_ELSEWHERE |= {'configs/empathy.py', *BRANCHES}
 # Configs that probe Theory of Mind while training (evaluation.probe_stories_per_label).
 PROBED = {'configs/pretrain_social.py'}
-SHARED = ['pretrain', 'reward_model', 'finetune', 'imitation.1.imitation',
+SHARED = ['pretrain', 'reward_model', 'rehearse', 'imitation.1.imitation',
           'imitation.1.infer_reward']
 
 
@@ -68,7 +68,7 @@ def _assert_probed_at_every_eval(workdir, saved, result):
 def test_empathy_smoke_runs_every_stage(empathy_smoke):
   workdir, result = empathy_smoke
   assert _assert_ran_to_completion(workdir, result) == SHARED + ['empathy']
-  for stage in ('pretrain', 'reward_model', 'finetune', 'imitation.1.infer_reward', 'empathy'):
+  for stage in ('pretrain', 'reward_model', 'rehearse', 'imitation.1.infer_reward', 'empathy'):
     assert os.path.exists(os.path.join(workdir, 'eval', f'{stage}.json')), stage
     # The kindness-signal check: after the stage the final RL starts from, and the last.
     evaluation = json.load(open(os.path.join(workdir, 'eval', f'{stage}.json')))
@@ -111,7 +111,7 @@ def test_smoke_variant_branched_from_empathy_trains_its_last_stage(config, empat
   assert f'[{final}] done' in result.stdout and '[pretrain] done' not in result.stdout
   # The shared stages' records are the source's, byte for byte; their evaluations too.
   assert records(workdir, SHARED) == records(source, SHARED)
-  for stage in ('pretrain', 'finetune'):
+  for stage in ('pretrain', 'rehearse'):
     with open(os.path.join(source, 'eval', f'{stage}.json')) as a, \
         open(workdir / 'eval' / f'{stage}.json') as b:
       assert json.load(a) == json.load(b)
@@ -145,7 +145,7 @@ def test_branch_with_other_evaluation_settings_shares_the_stages_and_scores_them
   assert f'{", ".join(SHARED)}: evaluated again here' in result.stdout
   assert '[pretrain] done' not in result.stdout
   assert records(workdir, SHARED) == records(source, SHARED)
-  for stage in ('pretrain', 'finetune'):
+  for stage in ('pretrain', 'rehearse'):
     with open(os.path.join(source, 'eval', f'{stage}.json')) as a, \
         open(workdir / 'eval' / f'{stage}.json') as b:
       theirs, mine = json.load(a), json.load(b)
@@ -208,13 +208,15 @@ def test_an_old_override_name_says_what_it_was_renamed_to(tmp_path):
 
 def test_a_rung_of_the_positive_control_shares_the_kindness_runs_first_stages():
   """configs/oracle_control_ladder.py changes only its last stage (and the evaluation), so
-  it branches from a run of configs/empathy.py (tomk/branch.py compares the stages'
-  resolved configs but for the evaluation settings)."""
+  it branches from a run of configs/empathy.py at the settings the ladder was measured at
+  (1,024 pieces, one response a scenario; tomk/branch.py compares the stages' resolved
+  configs but for the evaluation settings)."""
   from tomk import branch, curriculum
   ladder = runpy.run_path(os.path.join(REPO, 'configs/oracle_control_ladder.py'))
   rung = curriculum.stages(ladder['get_config']('0.7,20,3e-4'))
-  empathy = dict(curriculum.stages(runpy.run_path(
-      os.path.join(REPO, 'configs/empathy.py'))['get_config']()))
+  earlier = runpy.run_path(os.path.join(REPO, 'configs/empathy.py'))['get_config']()
+  earlier.data.vocab_size, earlier.data.scenario_responses = 1024, 1
+  empathy = dict(curriculum.stages(earlier))
   assert [name for name, _ in rung] == ['pretrain', 'reward_model', 'oracle_control']
   for name, stage in rung[:2]:
     assert branch._stage_json(stage, False) == branch._stage_json(empathy[name], False), name
