@@ -129,11 +129,19 @@ def test_an_old_run_resumes_as_it_ran(data_dir, tmp_path):
 def test_a_branch_from_an_old_run_trains_as_the_old_code_did(data_dir, tmp_path):
   source = _copy(tmp_path, 'source')
   workdir = tmp_path / 'rlhf'
-  # The kindness-signal check came after that run: off, the copied stages keep the old
-  # run's evaluations (other evaluation settings would score them again).
+  # The old rlhf run's config, as that commit's configs/rlhf.py:smoke made it: the empathy
+  # run's with rlhf as the last stage (configs/rlhf.py:smoke has since changed its
+  # curriculum). The kindness-signal check came after that run: off, the copied stages keep
+  # the old run's evaluations (other evaluation settings would score them again).
+  with open(rundir.config_path(EMPATHY)) as f:
+    config = json.load(f)
+  config['curriculum'] = config['curriculum'].replace(',empathy', ',rlhf')
+  config['stages']['rlhf'] = dict(config['stages'].pop('empathy'), algorithm='rlhf')
+  old_config = tmp_path / 'rlhf_config.json'
+  old_config.write_text(json.dumps(config))
   result = run_main(workdir, f'--branch_from={source}',
                     '--config.evaluation.signal_scenarios_per_family=0',
-                    config='configs/rlhf.py:smoke')
+                    config=f'configs/from_json.py:{old_config}')
   assert '[branch] copied' in result.stdout and '[rlhf] done' in result.stdout
   assert '[pretrain] done' not in result.stdout
   _close(_metrics(workdir), _metrics(RLHF))
