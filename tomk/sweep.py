@@ -21,6 +21,11 @@ stderr tail in SWEEPDIR/sweep.json and does not stop the others; so is a point t
 any point failed or is incomplete, 130 if interrupted. --print_commands prints the launch
 commands (for a pod or a cluster) and runs nothing.
 
+A point may name its own config file (hyper.CONFIG) and branch from another point
+(hyper.BRANCH_FROM, e.g. configs/sweeps/kindness.py): it starts once its source has
+finished (a cluster running --print_commands must keep that order), and is marked failed,
+not launched, if the source fails.
+
 Points of a seed sweep share their compiled programs if the children get a persistent
 compilation cache, e.g. JAX_COMPILATION_CACHE_DIR=/tmp/jax-cache
 JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 in the environment (children inherit it).
