@@ -72,9 +72,9 @@ SIGNAL = dict(signal_scenarios_per_family=50, signal_replies=4,
               signal_families=('preference_offer', 'similar_partner', 'dissimilar_partner'))
 SMOKE_SIGNAL = dict(signal_scenarios_per_family=2)
 IMITATION_CYCLES = 2
-# The RL stages (the last, and finetune where a curriculum has it) fine-tune a pre-trained policy: a tenth of the
-# language-model learning rate, with a short warm-up. At the language-model rate (3e-3)
-# finetune hacked the reward model within 30 steps (its score 1.2 → 10.5) into
+# The RL stages (the last, and finetune where a curriculum has it) fine-tune a pre-trained
+# policy: a tenth of the language-model learning rate, with a short warm-up. At the
+# language-model rate (3e-3) finetune hacked the reward model within 30 steps (its score 1.2 → 10.5) into
 # "ay for ay for afififi…", and the partners' true reward fell to 0 (measured).
 RL_OPTIMIZER = dict(learning_rate=3e-4, warmup_steps=5)
 SMOKE = {
@@ -131,8 +131,7 @@ def get_config(arg=None, final=FINAL):
       'pretrain': stage('pretrain', 'pretrain'),
       'reward_model': stage('reward_model', 'reward_model'),
       # The scenarios alone: the replies each admits, and how its partner takes each.
-      'rehearse': dict(stage('pretrain', 'rehearse'),
-                       data={'mixture': 'scenarios:1', 'scenario_responses': SCENARIO_RESPONSES}),
+      'rehearse': dict(stage('pretrain', 'rehearse'), data={'mixture': 'scenarios:1'}),
       'finetune': rl_stage('finetune', 'finetune'),       # not in CURRICULUM; see above
       # Others' words from their perspective (Alg. 3) and their reactions (§4.2.4).
       'imitation': {

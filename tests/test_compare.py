@@ -251,8 +251,10 @@ def test_one_arm_of_a_sweep_by_pattern(tmp_path):
   assert seeds == [0, 1]
   assert out[('test', 'offer')].mean == pytest.approx(((0.0 + 1.0) / 2 + (0.5 + 1.0) / 2) / 2)
   assert 'detectable at 80 % power' in compare.paired_table(out, 2)
-  with pytest.raises(ValueError, match='matches no finished workdir'):
+  with pytest.raises(ValueError, match='matches no workdir'):
     compare.expand([str(tmp_path / 'config=naive*')])
+  with pytest.raises(ValueError, match='no finished runs'):
+    compare.expand([str(tmp_path / 'seed=2*')], log=lambda *a, **k: None)
 
 
 def test_detectable_difference_is_about_1_4_ci_half_widths_for_large_n():

@@ -196,7 +196,7 @@ def test_a_branch_runs_after_its_source_and_fails_with_it(tmp_path, monkeypatch)
   assert state.config_drift() == []        # arms of other config files are not drift
 
 
-def test_kindness_sweep_file():
+def test_kindness_sweep_file(tmp_path, monkeypatch):
   points = sweep.load_sweep(os.path.join(REPO, 'configs/sweeps/kindness.py'))
   names = [sweep.point_name(p) for p in points]
   assert len(points) == 25 and names[:5] == [
@@ -208,32 +208,21 @@ def test_kindness_sweep_file():
   smoke = sweep.load_sweep(os.path.join(REPO, 'configs/sweeps/kindness.py:2,smoke'))
   _smoke_config()                                  # configs/ importable
   from tomk import cli  # pylint: disable=g-import-not-at-top
-  config = cli.load_config_file(os.path.join(REPO, 'configs/empathy.py:smoke'))
+  monkeypatch.chdir(REPO)                          # the sweep file names configs/ relatively
+  config = cli.load_config_file('configs/empathy.py:smoke')
   specs = {p.get(hyper.CONFIG, 'configs/empathy.py:smoke') for p in smoke}
   assert specs == {f'configs/{c}.py:smoke' for c in
                    ('empathy', 'rlhf', 'naive_kindness', 'oracle_control')} | {
                        'configs/empathy.py:smoke,inferred'}
-  cwd = os.getcwd()
-  try:
-    os.chdir(REPO)
-    sweep.check_points(config, smoke, [], sweep.configs_of('configs/empathy.py:smoke', config, smoke))
-    with pytest.raises(ValueError, match='does not fit'):
-      bad = [dict(smoke[1], seed='zero')]
-      sweep.check_points(config, bad, [], sweep.configs_of('configs/empathy.py:smoke', config, bad))
-  finally:
-    os.chdir(cwd)
+  sweep.check_points(config, smoke, [], sweep.configs_of('configs/empathy.py:smoke', config, smoke))
+  bad = [dict(smoke[1], seed='zero')]                # checked against configs/rlhf.py:smoke
+  with pytest.raises(ValueError, match='does not fit'):
+    sweep.check_points(config, bad, [], sweep.configs_of('configs/empathy.py:smoke', config, bad))
+  sweep_file = tmp_path / 'stray.py'
+  sweep_file.write_text('def get_sweep(arg=None):\n  return '
+                        f'{[{"seed": 0}, {"seed": 1, hyper.BRANCH_FROM: {"seed": 7}}]!r}\n')
   with pytest.raises(ValueError, match='not a point of the sweep'):
-    _check_sources([{'seed': 0}, {'seed': 1, hyper.BRANCH_FROM: {'seed': 7}}])
-
-
-def _check_sources(points):
-  path = os.path.join(os.environ.get('TMPDIR', '/tmp'), f'tomk_sweep_{os.getpid()}.py')
-  with open(path, 'w') as f:
-    f.write(f'def get_sweep(arg=None):\n  return {points!r}\n')
-  try:
-    return sweep.load_sweep(path)
-  finally:
-    os.remove(path)
+    sweep.load_sweep(str(sweep_file))
 
 
 def _sweep_command(sweep_file, sweepdir, *extra):

@@ -55,34 +55,36 @@ def expand(paths: Sequence[str], log=print) -> list[str]:
       workdirs.append(path)
       continue
     if not os.path.exists(path) and glob.has_magic(path):
-      matched = sorted(m for m in glob.glob(path) if rundir.is_run(m))
-      finished = [m for m in matched if rundir.finished(m)]
-      if len(finished) < len(matched):
-        log(f'note: leaving out {len(matched) - len(finished)} unfinished run(s) matching '
-            f'{path}', file=sys.stderr)
-      if not finished:
-        raise ValueError(f'{path} matches no finished workdir.')
-      workdirs.extend(finished)
-      continue
-    if not os.path.isdir(path):
-      raise ValueError(f'{path} does not exist; give workdirs or sweepdirs.')
-    names = sorted(n for n in os.listdir(path) if rundir.is_run(os.path.join(path, n)))
-    state_path = rundir.sweep_state_path(path)
-    is_sweep = os.path.exists(state_path)
-    if is_sweep:
-      with open(state_path) as f:
-        order = [p['name'] for p in json.load(f).get('points', [])]
-      names.sort(key=lambda n: (order.index(n) if n in order else len(order), n))
-    if not names:
-      raise ValueError(f'{path} holds no workdirs (directories with a config.json).')
-    unfinished = [n for n in names if is_sweep and not rundir.finished(os.path.join(path, n))]
+      candidates, of_sweeps = sorted(m for m in glob.glob(path) if rundir.is_run(m)), True
+      if not candidates:
+        raise ValueError(f'{path} matches no workdir (a directory with a config.json).')
+    else:
+      candidates, of_sweeps = _sweepdir_runs(path)
+    unfinished = [w for w in candidates if of_sweeps and not rundir.finished(w)]
     if unfinished:
       log(f'note: leaving out {len(unfinished)} unfinished run(s) of {path}: '
-          f'{", ".join(unfinished)} (re-run the sweep to finish them)', file=sys.stderr)
-    workdirs.extend(os.path.join(path, n) for n in names if n not in unfinished)
+          f'{", ".join(os.path.basename(w) for w in unfinished)} (re-run the sweep to finish '
+          f'them)', file=sys.stderr)
+    workdirs.extend(w for w in candidates if w not in unfinished)
   if not workdirs:
     raise ValueError(f'no finished runs in {" ".join(paths)}.')
   return workdirs
+
+
+def _sweepdir_runs(path: str) -> tuple[list[str], bool]:
+  """The workdirs in a directory (sweep.json order first) and whether it is a sweep's."""
+  if not os.path.isdir(path):
+    raise ValueError(f'{path} does not exist; give workdirs, sweepdirs or a pattern.')
+  names = sorted(n for n in os.listdir(path) if rundir.is_run(os.path.join(path, n)))
+  state_path = rundir.sweep_state_path(path)
+  is_sweep = os.path.exists(state_path)
+  if is_sweep:
+    with open(state_path) as f:
+      order = [p['name'] for p in json.load(f).get('points', [])]
+    names.sort(key=lambda n: (order.index(n) if n in order else len(order), n))
+  if not names:
+    raise ValueError(f'{path} holds no workdirs (directories with a config.json).')
+  return [os.path.join(path, n) for n in names], is_sweep
 
 
 # --- Grouping and statistics ---------------------------------------------------------------------
