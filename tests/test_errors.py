@@ -16,7 +16,7 @@ from absl import flags
 import numpy as np
 import pytest
 
-from conftest import REPO, PRETRAIN_SMOKE, run_main
+from conftest import REPO, PRETRAIN_SMOKE, SMALL_EVALUATION, run_main
 from tomk import checkpoints, cli, reproduce, rewards, rundir
 from tomk import main as main_lib
 from tomk.data import jsonl
@@ -199,11 +199,15 @@ def test_a_run_on_user_prompts_pairs_and_reward(data_dir, tmp_path):
   _file(tmp_path, 'user_rewards.py', 'def boom(prompts, responses):\n  raise KeyError("x")\n')
   common = ('--config.curriculum=reward_model,rlhf', '--config.stages.rlhf.steps=2',
             f'--config.data.prompts={prompts}', f'--config.data.preference_pairs={pairs}')
-  result = run_main(tmp_path / 'w', *common, config=RLHF)
+  # Its evaluation is not what this test reads: the smallest, without the signal check.
+  result = run_main(tmp_path / 'w', *common, *SMALL_EVALUATION,
+                    '--config.evaluation.signal_scenarios_per_family=0', config=RLHF)
   assert os.path.exists(rundir.reward_model_dir(str(tmp_path / 'w')))
   stages = [json.loads(line)['stage'] for line in open(tmp_path / 'w' / 'metrics.jsonl')]
   assert 'rlhf' in stages and 'reward_model' in stages, result.stdout[-2000:]
-  failed = run_main(tmp_path / 'w2', *common, '--config.rewards.extrinsic=user_rewards:boom',
+  # The user's function is the reward itself: no reward_model stage before rlhf.
+  failed = run_main(tmp_path / 'w2', *common, '--config.curriculum=rlhf',
+                    '--config.rewards.extrinsic=user_rewards:boom',
                     config=RLHF, check=False, env={'PYTHONPATH': str(tmp_path)})
   assert failed.returncode == 1 and 'Traceback' not in failed.stderr
   assert failed.stderr.strip().splitlines()[-1] == (

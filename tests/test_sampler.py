@@ -36,13 +36,17 @@ def test_recorded_logprobs_equal_a_full_forward_of_the_sampled_sequence(monkeypa
   from tomk import sampler as sampler_lib
   monkeypatch.setattr(sampler_lib, 'SEGMENT', segment)
   model, params, sampler = _setup()
+  # A full forward, right-padded to one length (causal: the padding changes nothing before it).
+  length = max(map(len, PROMPTS)) + 10
+  forward = jax.jit(lambda tokens: model.apply(params, tokens))
   for stream in ('behavior', 'prediction'):
     s = sampler(params, PROMPTS, jax.random.key(3), stream=stream,
                 config=SamplingConfig(max_new_tokens=10))
     for row, prompt in enumerate(PROMPTS):
       n = int(s.mask[row].sum())
       sequence = jnp.asarray([prompt + list(np.asarray(s.tokens[row, :n]))])
-      logits = model.apply(params, sequence)[stream][0]
+      padded = jnp.pad(sequence, ((0, 0), (0, length - sequence.shape[1])), constant_values=PAD)
+      logits = forward(padded)[stream][0]
       logprobs = jax.nn.log_softmax(logits)[len(prompt) - 1:len(prompt) - 1 + n]
       expected = jnp.take_along_axis(logprobs, sequence[0, len(prompt):, None], -1)[:, 0]
       np.testing.assert_allclose(s.logprobs[row, :n], expected, atol=1e-5)
@@ -86,11 +90,13 @@ def test_tokens_are_those_categorical_draws_step_by_step(monkeypatch):
   key = jax.random.key(5)
   prompts = [[5, 6, 7], [8, 9, 10, 11]]
   rows = [list(p) for p in prompts]
+  # A full forward of each sequence so far, left-padded to one length: one compilation.
+  forward = jax.jit(lambda tokens, positions, valid: model.apply(
+      params, tokens, positions, key_mask=valid)['behavior'][:, -1])
   for i in range(9):
-    tokens, valid = left_pad(rows, PAD, length=4 + i)
+    tokens, valid = left_pad(rows, PAD, length=4 + 9)
     positions = jnp.maximum(jnp.cumsum(valid, 1) - 1, 0)
-    logits = model.apply(params, jnp.asarray(tokens), positions,
-                         key_mask=jnp.asarray(valid))['behavior'][:, -1]
+    logits = forward(jnp.asarray(tokens), positions, jnp.asarray(valid))
     logits = sampler_lib._filter(logits.at[:, PAD].set(-jnp.inf) / 0.7, 30, 1.0)
     drawn = jax.random.categorical(jax.random.fold_in(key, i), logits)
     rows = [r + [int(t)] for r, t in zip(rows, drawn)]

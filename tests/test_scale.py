@@ -47,8 +47,8 @@ def assert_same_losses(expected, actual, rtol=2e-4, atol=0.0, minimum=8):
 RL = ('--config.curriculum=rlhf', '--config.rewards.extrinsic=rater',
       '--config.stages.rlhf.steps=2', '--config.log_every=1', '--config.eval_every=2',
       '--config.checkpoint_every=2', '--config.eval_batches=1', *SMALL_EVALUATION)
-RL_MESHES = {'data8': ('--config.mesh.data=8',), **MESHES}
-RL_MESHES.pop('fsdp8')
+# One mesh that shards every axis (data alone: tests/test_run.py's eight devices).
+RL_MESHES = {'data2_fsdp2_tensor2': MESHES['data2_fsdp2_tensor2']}
 
 
 @pytest.fixture(scope='module')
