@@ -280,7 +280,8 @@ def _forbid_ground_truth(monkeypatch):
   def forbidden(*args, **kwargs):
     raise AssertionError('ground truth reached a training step')
   for module_with_truth in (scenarios, ground_truth):
-    for name in ('partner_reward', 'third_party_rewards', 'reaction', 'offers_an_option'):
+    for name in ('partner_reward', 'third_party_rewards', 'reaction', 'counterfactual_reaction',
+                 'offers_an_option'):
       monkeypatch.setattr(module_with_truth, name, forbidden)
   # What the public functions read (caught even through partials made before the guard).
   for name in ('_item_reward', '_location_reward', 'read_response'):
@@ -325,7 +326,8 @@ def test_only_the_named_oracle_control_reads_ground_truth(monkeypatch):
   with pytest.raises(AssertionError, match='ground truth reached'):
     algorithms.get('oracle_control').rewards(None, None, [example['conversation']],
                                              responses[:1], None)
-  for name in ('partner_reward', 'reaction', 'offers_an_option'):    # (no third party here)
+  for name in ('partner_reward', 'reaction', 'counterfactual_reaction',   # (no third party)
+               'offers_an_option'):
     with pytest.raises(AssertionError, match='ground truth reached'):   # made before the guard
       example[name](responses[0])
 

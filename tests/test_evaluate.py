@@ -19,7 +19,7 @@ from tomk import config as config_lib
 from tomk import evaluation
 from tomk.evaluation import perspective, scoring, theory_of_mind
 from tomk.model import STREAMS
-from tomk.socialworld import stories
+from tomk.socialworld import scenarios, stories
 
 
 PER_LABEL = config_lib.smoke(config_lib.base()).evaluation.stories_per_label
@@ -64,9 +64,13 @@ def test_cli_prints_the_table_and_writes_eval_json(evaluated_run):
       assert tom[split][stream]['all']['n'] == PER_LABEL * len(theory_of_mind.LABELS)
   views = results['perspective']
   assert set(views) == {'chitchat_partner_turns', 'scenario_partner_turns', 'scenario_reaction',
-                        'next_turn'}
+                        'next_turn', 'reaction_sign'}
   assert set(views['chitchat_partner_turns']) == {'validation'}
-  assert set(views['next_turn']) == {'test', 'heldout'}
+  assert set(views['next_turn']) == set(views['reaction_sign']) == {'test', 'heldout'}
+  for by_stream in views['reaction_sign'].values():
+    for m in by_stream.values():      # every family has offers or tips of both signs
+      assert set(m['families']) == set(scenarios.FAMILIES)
+      assert sum(f['n'] for f in m['families'].values()) == m['n']
   for measure, by_split in views.items():
     for split, by_stream in by_split.items():
       for stream in STREAMS:

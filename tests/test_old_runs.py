@@ -47,7 +47,7 @@ def _eval(workdir, stage=None):
 CANCELLING = ('loss/rl',)
 # Measures today's evaluation adds that the old code did not make: kept out of the
 # comparison (today's code must still give every measure the old one gave, alike).
-ADDED_MEASURES = {'offer_rate', 'liked_rate'}
+ADDED_MEASURES = {'offer_rate', 'liked_rate', 'reaction_sign'}
 
 
 def _close(a, b, where='') -> None:

@@ -289,6 +289,42 @@ def test_answer_weight_weighs_the_answers_of_training_stories(data_dir, mixture_
                                 first_batch('test')['weights'])
 
 
+def test_reaction_weight_weighs_the_partners_reaction_in_training_scenarios(data_dir,
+                                                                           mixture_tokenizer):
+  """data.reaction_weight on each scenario's last turn (the partner's reaction), in both the
+  loss weights and imitation's self_mask (the partner's turns, seen from its side)."""
+  def first_batch(split, **overrides):
+    config = _config(data_dir, mixture='preference_offer:1', scenario_perspective='partner',
+                     **overrides)
+    return next(iter(pipeline.lm_dataset(config, mixture_tokenizer, split, seed=0,
+                                         global_batch_size=4)))
+  plain, weighted = first_batch('train'), first_batch('train', reaction_weight=4.0)
+  np.testing.assert_array_equal(plain['targets'], weighted['targets'])
+  assert set(np.unique(plain['weights'])) <= {0.0, 1.0}
+  reaction = weighted['weights'] == 4.0
+  assert reaction.any(axis=1).all()
+  np.testing.assert_array_equal(weighted['weights'][~reaction], plain['weights'][~reaction])
+  # The partner's reaction is its own turn (the name switch): self_mask weighs its words,
+  # not the role token opening it, and is as before elsewhere.
+  said = plain['self_mask'] == 1
+  np.testing.assert_array_equal(weighted['self_mask'][reaction & said], 4.0)
+  np.testing.assert_array_equal(weighted['self_mask'][~reaction], plain['self_mask'][~reaction])
+  text = lambda ids: mixture_tokenizer.decode(ids.tolist())
+  width = reaction.shape[1]
+  for row in range(reaction.shape[0]):
+    t = weighted['targets'][row]
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], reaction[row].astype(int), [0]])))
+    for start, end in zip(runs[::2], runs[1::2]):
+      # Each weighted run is one whole turn of the partner's, the last of its scenario.
+      reply = text(t[start:end])
+      assert start == 0 or reply.startswith(conversation.SELF), reply
+      assert end == width or reply.endswith(conversation.EOT), reply
+      assert conversation.EOT not in reply[:-len(conversation.EOT)], reply
+  # Evaluation reads every token alike.
+  np.testing.assert_array_equal(first_batch('test', reaction_weight=4.0)['weights'],
+                                first_batch('test')['weights'])
+
+
 # --- The mixture ----------------------------------------------------------------------------
 
 def test_mixture_parsing(data_dir):

@@ -45,6 +45,29 @@ def test_offers_an_option_tells_an_offer_of_any_option_from_everything_else():
     assert ex['offers_an_option'](ex['candidates'][0]) is None    # no options to offer
 
 
+def test_a_counterfactual_reaction_has_the_opposite_sign_and_names_the_same_things():
+  """The reaction-sign check's wrong candidate: the partner's reply to the same response
+  had the reward the opposite sign. Both name the same items, so only the sign tells them
+  apart; responses worth 0 (small talk, a refusal) have none."""
+  for family in scenarios.FAMILIES:
+    flipped_any = 0
+    for ex in scenarios.generate(family, 'test', 0, 30):
+      for response in ex['candidates'] + ['The weather is lovely today.']:
+        reward = ex['partner_reward'](response)
+        flipped = ex['counterfactual_reaction'](response)
+        if flipped is None:
+          assert reward == 0 or reward == preferences.REFUSAL or reward == 0.5, response
+          continue
+        flipped_any += 1
+        true = ex['reaction'](response)
+        sentiment = lambda text: ANALYZER.polarity_scores(text)['compound']
+        assert (sentiment(true) > sentiment(flipped)) == (reward > 0), (response, true, flipped)
+        if ex['hidden']['kind'] != 'location':
+          affirmed = ground_truth.read_response(response, ex['hidden']['options'])[0]
+          assert all(item in true.lower() and item in flipped.lower() for item in affirmed)
+    assert flipped_any, family
+
+
 def test_dissimilar_partners_want_what_the_model_does_not():
   for family, sign in (('similar_partner', 1), ('dissimilar_partner', -1)):
     for ex in scenarios.generate(family, 'train', 1, 200):

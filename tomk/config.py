@@ -74,6 +74,10 @@ def base() -> ml_collections.ConfigDict:
       # for every other token: a story's few answers carry its Theory of Mind, its many
       # other tokens (who entered, which object) are mostly chance.
       answer_weight=1.0,
+      # Loss weight of a SocialWorld scenario's last turn, the partner's reaction to the
+      # response (training split), against 1 for its other tokens: the few tokens whose
+      # sign follows from what the partner wants, the simulator's question.
+      reaction_weight=1.0,
       socialworld_train_size=0,      # train examples per SocialWorld family; 0 = default
       data_dir='',                   # '' = $TOMK_DATA_DIR or ~/.cache/tomk
       vocab_size=1024, seq_len=128,

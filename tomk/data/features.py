@@ -13,8 +13,9 @@ turn; with data.reaction (e.g. 'sentiment'), each owner turn that answers someon
 is an observed reaction: its score sits at the <self> token opening it (reaction_mask 1
 there), so a head reading the state up to that token can regress it (infer_reward).
 
-Weights. A SocialWorld story's answers weigh data.answer_weight in the loss and its text
-may be cut into pieces by BPE-dropout (data.subword_dropout), on the training split only.
+Weights. A SocialWorld story's answers weigh data.answer_weight in the loss, a scenario's
+last turn (the partner's reaction) data.reaction_weight, and a story's text may be cut into
+pieces by BPE-dropout (data.subword_dropout), on the training split only.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from tomk.data import chitchat
 from tomk.data import conversation
 from tomk.data import sources
 from tomk.socialworld import builders
-from tomk.socialworld import stories
+from tomk.socialworld import scenarios, stories
 
 PERSPECTIVES = ('first', 'random', 'other')
 SCENARIO_RESPONSES = ('drawn', 'warmest')
@@ -53,9 +54,10 @@ def check(data_config) -> None:
   if dropout and data_config.tokenizer:
     raise ValueError(f'data.subword_dropout={dropout!r} needs tomk\'s own SentencePiece '
                      f'tokenizer; with data.tokenizer={data_config.tokenizer!r} set it to 0.')
-  if not data_config.answer_weight > 0:
-    raise ValueError(f'data.answer_weight={data_config.answer_weight!r} is a loss weight; set '
-                     f'it > 0 (1 = answers count like every other token).')
+  for key in ('answer_weight', 'reaction_weight'):
+    if not data_config[key] > 0:
+      raise ValueError(f'data.{key}={data_config[key]!r} is a loss weight; set it > 0 (1 = '
+                       f'those tokens count like every other token).')
   rewards_lib.check(data_config.reward, 'data.reward')
   if data_config.reaction:
     rewards_lib.check(data_config.reaction, 'data.reaction')
@@ -160,14 +162,17 @@ class Featurize:
   One whole document: a conversation (each turn rewarded by the configured reward) or a
   SocialWorld example; a plain-text story ends with EOS so its answer does not run into
   the next story's first line. 'self' is 1 on the tokens the perspective owner said.
-  'weight' is each token's loss weight: `answer_weight` on a story's answers, else 1.
+  'weight' is each token's loss weight: `answer_weight` on a story's answers,
+  `reaction_weight` on a scenario's last turn, else 1.
   """
 
   def __init__(self, data_config, tokenizer, documents: Sequence[tuple[str, Sequence]],
-               seed: int, subword_dropout: float = 0.0, answer_weight: float = 1.0):
+               seed: int, subword_dropout: float = 0.0, answer_weight: float = 1.0,
+               reaction_weight: float = 1.0):
     check(data_config)
     self._data_config, self._documents = data_config, documents
     self._subword_dropout, self._answer_weight = subword_dropout, answer_weight
+    self._reaction_weight = reaction_weight
     self._tokenizer, self._seed = tokenizer, seed
     self._reward_fn = turn_reward(data_config)
     reaction = data_config.reaction
@@ -203,6 +208,8 @@ class Featurize:
       ids = [list(itertools.chain.from_iterable(ids)) + [self._tokenizer.eos_id]]
     else:
       weight = np.ones(sum(len(x) for x in ids), np.float32)
+      if source in scenarios.FAMILIES and ids:           # the partner's reaction, last
+        weight[len(weight) - len(ids[-1]):] = self._reaction_weight
     turn_rewards = np.asarray(self._reward_fn(Prefixes(segments), segments), np.float32)
     if turn_rewards.shape != (len(segments),):
       raise ValueError(f'Reward function returned shape {turn_rewards.shape} for '

@@ -121,12 +121,13 @@ def packed_rows(data_config, tokenizer, split: str, *, seed: int, process_index:
                                        process_index=process_index,
                                        process_count=process_count, shuffle=shuffle,
                                        repeat=repeat)
-  # BPE-dropout and answer weights on the training split only: evaluation reads the plain
-  # pieces and every token alike.
+  # BPE-dropout and answer and reaction weights on the training split only: evaluation
+  # reads the plain pieces and every token alike.
   train = split == 'train'
   featurize = features.Featurize(data_config, tokenizer, named, seed,
                                  data_config.subword_dropout if train else 0.0,
-                                 data_config.answer_weight if train else 1.0)
+                                 data_config.answer_weight if train else 1.0,
+                                 data_config.reaction_weight if train else 1.0)
   examples = documents.map(featurize).to_iter_dataset(READ_OPTIONS)
   return packing.PackIterDataset(examples, data_config.seq_len + 1,
                                  whole=packing.packs_whole(data_config),
@@ -156,7 +157,7 @@ def lm_batch(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   batch = {'inputs': tokens[:, :-1], 'targets': tokens[:, 1:],
            'weights': (rows['real'] * rows['weight'])[:, 1:],
            'rewards': rows['rewards'][:, 1:],
-           'self_mask': rows['self'][:, 1:]}
+           'self_mask': (rows['self'] * rows['weight'])[:, 1:]}
   if 'reaction' in rows:
     batch.update(reaction=rows['reaction'][:, :-1], reaction_mask=rows['reaction_mask'][:, :-1])
   if 'segment' in rows:
@@ -172,9 +173,10 @@ def lm_dataset(data_config, tokenizer, split: str, *, seed: int, global_batch_si
   Yields {'inputs': int32[B, L], 'targets': int32[B, L], 'weights': float32[B, L],
   'rewards': float32[B, L], 'self_mask': float32[B, L]} with B = global_batch_size //
   process_count and L = data_config.seq_len. weights is each target's loss weight: 0 on
-  padding, data.answer_weight on a story's answers (training split), else 1; rewards[b, t] is
-  the reward of the turn that targets[b, t] belongs to; self_mask[b, t] is 1 where
-  targets[b, t] is a token the perspective owner said. With data.reaction also
+  padding, data.answer_weight on a story's answers and data.reaction_weight on a scenario's
+  last turn (training split), else 1; rewards[b, t] is the reward of the turn that
+  targets[b, t] belongs to; self_mask[b, t] is that weight where targets[b, t] is a token
+  the perspective owner said, else 0. With data.reaction also
   'reaction' and 'reaction_mask' (see the module docstring); with data.document_mask
   'segments': int32[B, L], which document of the row inputs[b, t] belongs to (0 on
   padding; routing.attention_mask). Without repeat, a last partial batch is dropped.

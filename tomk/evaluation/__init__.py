@@ -18,7 +18,9 @@ are scored on the same stories and conversations. eval.json:
    'perspective': {'chitchat_partner_turns': {'validation': {stream: measure}},
                    'scenario_partner_turns': {split: {stream: measure}},
                    'scenario_reaction': {split: {stream: measure}},
-                   'next_turn': {split: {stream: {'accuracy', 'n'}}}},
+                   'next_turn': {split: {stream: {'accuracy', 'n'}}},
+                   'reaction_sign': {split: {stream: {'accuracy', 'n',
+                                                      'families': {family: {'accuracy', 'n'}}}}}},
    'kindness': {split: {family: {'partner_reward', 'third_party_harm_rate', 'offer_rate',
                                  'liked_rate', 'reward_model', 'self_prediction', 'n',
                                  'example'}}}}
@@ -135,6 +137,8 @@ def _likelihoods(config, model, tokenizer, params, settings, log) -> dict:
     views.setdefault('scenario_reaction', {})[split] = measures['reaction']
     views.setdefault('next_turn', {})[split] = perspective.next_turn(scorer, examples,
                                                                      switch_names)
+    views.setdefault('reaction_sign', {})[split] = perspective.reaction_sign(scorer, examples,
+                                                                             switch_names)
   log(f'[evaluate] perspective-taking: {time.perf_counter() - started:.1f} s '
       f'(compilations so far: {scorer.traces})')
   if scorer.truncated:
@@ -232,7 +236,7 @@ def table(results: dict) -> str:
     lines.append(f'{name:20}' + ''.join(f'{_accuracy(m) + " (" + str(m["n"]) + ")":{width}}'
                                         for m in cells))
   lines += ['', 'Perspective-taking: the partner\'s turns, NLL per token / next-token accuracy '
-            '(conversations); next turn: accuracy (n), chance 0.50',
+            '(conversations); next turn, reaction sign: accuracy (n), chance 0.50',
             f'{"":38}' + ''.join(f'{stream:26}' for stream in STREAMS)]
   for measure, by_split in results['perspective'].items():
     for split, by_stream in by_split.items():

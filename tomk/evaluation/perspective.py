@@ -1,7 +1,7 @@
 """Perspective-taking: how well each stream predicts what the partner says (SPEC §6).
 
 Paper 001 asks the prediction module to simulate other people: after a perspective
-switch, their next turn is what it must predict. Three measures, each for both streams:
+switch, their next turn is what it must predict. Four measures, each for both streams:
 
   partner turns    NLL per token and next-token accuracy on the turns of everyone but
                    the perspective owner, in held-out human chitchat (real people) and
@@ -11,7 +11,14 @@ switch, their next turn is what it must predict. Three measures, each for both s
                    the partner's hidden reward for the response.
   next turn        two-candidate ranking: after the response, is the partner's true
                    reaction likelier than its reaction to another candidate response
-                   whose reward has the opposite sign? Chance is 50 %.
+                   whose reward has the opposite sign? Chance is 50 %. The other
+                   reaction names the other item, so copying the offered item wins it.
+  reaction sign    the simulator's question alone: seen from the partner's perspective
+                   (the name switch, as the kindness algorithms ask it), is the
+                   partner's true reaction to a response likelier than the reaction to
+                   the SAME response had its reward the opposite sign (same items, same
+                   phrasing slot)? Every offer and tip of a scenario, per family;
+                   chance is 50 %, and only reading what the partner wants wins it.
 
 A conversation is rendered from the owner's perspective exactly as in training, turn
 by turn (the tokenizer keeps role tokens at turn edges, so per-turn encoding equals
@@ -180,3 +187,41 @@ def next_turn(scorer: scoring.Scorer, examples: list[dict],
   n = len(prompts)
   return {stream: scoring.summarize(scoring.two_candidate_accuracy(ll[:n], ll[n:]))
           for stream, ll in log_likelihoods.items()}
+
+
+def reaction_sign_pairs(examples: list[dict], switch_names_in_text: bool = True):
+  """(prompts, true reactions, opposite-sign reactions, families): every candidate
+  response with a reaction of the opposite sign, each prompt the conversation with the
+  response seen from the partner's perspective up to the opening of its reply."""
+  prompts, right, wrong, families = [], [], [], []
+  opening = f'{conversation_lib.SELF} '
+  for ex in examples:
+    for response in ex['candidates']:
+      true, flipped = ex['reaction'](response), ex['counterfactual_reaction'](response)
+      if flipped is None or flipped == true:
+        continue
+      view = conversation_lib.switch(
+          ex['conversation'].append(ex['model_name'], response), ex['partner'])
+      prompts.append(conversation_lib.render(view, switch_names_in_text) + opening)
+      for reaction, out in ((true, right), (flipped, wrong)):
+        turn = conversation_lib.Turn(ex['partner'], reaction)
+        out.append(conversation_lib.render_turn(turn, ex['partner'],
+                                                switch_names_in_text)[len(opening):])
+      families.append(ex['family'])
+  return prompts, right, wrong, families
+
+
+def reaction_sign(scorer: scoring.Scorer, examples: list[dict],
+                  switch_names_in_text: bool = True) -> dict:
+  """{stream: {'accuracy', 'n', 'families': {family: {'accuracy', 'n'}}}}: the true
+  reaction ranked against the opposite-sign reaction to the same response."""
+  prompts, right, wrong, families = reaction_sign_pairs(examples, switch_names_in_text)
+  log_likelihoods = scorer.continuations(prompts + prompts, right + wrong)
+  n = len(prompts)
+  results = {}
+  for stream, ll in log_likelihoods.items():
+    correct = scoring.two_candidate_accuracy(ll[:n], ll[n:])
+    results[stream] = {**scoring.summarize(correct), 'families': {
+        family: scoring.summarize([c for c, f in zip(correct, families) if f == family])
+        for family in dict.fromkeys(families)}}
+  return results

@@ -278,7 +278,7 @@ def plain_record(record: Mapping[str, Any]) -> dict:
 def example(record: Mapping[str, Any]) -> dict:
   """A builder record as the generator's example: scenarios get back their conversation
   and ground-truth functions (partner_reward, third_party_rewards, reaction,
-  offers_an_option)."""
+  counterfactual_reaction, offers_an_option)."""
   ex = plain_record(record)
   if 'turns' in ex:
     hidden = ex['hidden']
@@ -287,6 +287,7 @@ def example(record: Mapping[str, Any]) -> dict:
     ex['partner_reward'] = functools.partial(scenarios.partner_reward, hidden)
     ex['third_party_rewards'] = functools.partial(scenarios.third_party_rewards, hidden)
     ex['reaction'] = functools.partial(scenarios.reaction, hidden)
+    ex['counterfactual_reaction'] = functools.partial(scenarios.counterfactual_reaction, hidden)
     ex['offers_an_option'] = functools.partial(scenarios.offers_an_option, hidden)
   if 'chain' in ex:
     ex['chain'] = tuple(ex['chain'])

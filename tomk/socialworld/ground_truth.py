@@ -3,9 +3,10 @@
 Pure functions of a scenario's hidden state (`example['hidden']`, plain JSON-able data)
 and free text: `partner_reward(hidden, text)`, `third_party_rewards(hidden, text)`,
 `offers_an_option(hidden, text)` and `reaction(hidden, text)`, the partner's reply that
-follows from its true reward. They read ANY text: which item or container it affirms,
-negates or offers, and whether it refuses; text that mentions none of them and refuses
-nothing gets a neutral 0.
+follows from its true reward (`counterfactual_reaction`: its reply had the reward the
+opposite sign). They read ANY text: which item or container it affirms, negates or
+offers, and whether it refuses; text that mentions none of them and refuses nothing gets
+a neutral 0.
 Evaluation calls them; training never does (tests/test_algorithms.py guards it).
 """
 from __future__ import annotations
@@ -147,8 +148,25 @@ _LOCATION_REACTIONS_HALF_FALSE = ('Oh, thanks! Good to know, I will look elsewhe
 
 def reaction(hidden: dict, text: str) -> str:
   """The partner's reply to `text`, following from its true reward (pure)."""
-  key = prefs.stable_hash(text) + hidden['key']
+  return _reply(hidden, text, partner_reward(hidden, text))
+
+
+def counterfactual_reaction(hidden: dict, text: str) -> str | None:
+  """The partner's reply to the same `text` had its reward the opposite sign: a liked item
+  taken as a disliked one, a true tip as a false one, in the same phrasing slot (None where
+  the reward is 0, a refusal or a harmless confirmation, which have no opposite). Against
+  the true reaction it asks a simulator for the sign alone: both name the same things."""
   reward = partner_reward(hidden, text)
+  if hidden['kind'] == 'location':
+    return _reply(hidden, text, -reward) if reward in (1.0, -1.0) else None
+  affirmed, _, refused = read_response(text, hidden['options'])
+  if reward == 0 or not affirmed or (refused and reward == prefs.REFUSAL):
+    return None
+  return _reply(hidden, text, -reward)
+
+
+def _reply(hidden: dict, text: str, reward: float) -> str:
+  key = prefs.stable_hash(text) + hidden['key']
   if hidden['kind'] == 'location':
     options = _LOCATION_REACTIONS[reward]
     if reward == 0.5 and hidden['false_belief']:

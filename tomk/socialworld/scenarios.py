@@ -16,8 +16,8 @@ partner's turn, so the model speaks next. Families:
 
 Ground truth is plain data (`example['hidden']`, JSON-able) plus pure functions of it
 (tomk.socialworld.ground_truth): `partner_reward(hidden, text)`,
-`third_party_rewards(hidden, text)`, `reaction(hidden, text)` and
-`offers_an_option(hidden, text)`. Evaluation calls them; training never sees them.
+`third_party_rewards(hidden, text)`, `reaction(hidden, text)`,
+`counterfactual_reaction(hidden, text)` and `offers_an_option(hidden, text)`. Evaluation calls them; training never sees them.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ import functools
 from tomk.data.conversation import Conversation
 from tomk.socialworld import preferences as prefs
 from tomk.socialworld import vocab as vocab_lib
-from tomk.socialworld.ground_truth import (offers_an_option, partner_reward, reaction,
-                                          third_party_rewards)
+from tomk.socialworld.ground_truth import (counterfactual_reaction, offers_an_option,
+                                          partner_reward, reaction, third_party_rewards)
 
 FAMILIES = ('preference_offer', 'similar_partner', 'dissimilar_partner',
             'false_belief_assist', 'third_party', 'multi_party')
@@ -240,6 +240,7 @@ def make_example(rng, vocab, index: int, family: str, split: str, seed: int,
       'partner_reward': functools.partial(partner_reward, hidden),
       'third_party_rewards': functools.partial(third_party_rewards, hidden),
       'reaction': functools.partial(reaction, hidden),
+      'counterfactual_reaction': functools.partial(counterfactual_reaction, hidden),
       'offers_an_option': functools.partial(offers_an_option, hidden),
   }
 
@@ -266,7 +267,7 @@ def to_record(example: dict) -> dict:
   conversation = example['conversation']
   record = {k: v for k, v in example.items()
             if k not in ('conversation', 'partner_reward', 'third_party_rewards',
-                         'reaction', 'offers_an_option')}
+                         'reaction', 'counterfactual_reaction', 'offers_an_option')}
   record['turns'] = [{'speaker': t.speaker, 'text': t.text} for t in conversation.turns]
   record['perspective'] = conversation.perspective
   return record
