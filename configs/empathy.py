@@ -70,7 +70,7 @@ EVALUATION = dict(stories_per_label=10, scenarios_per_family=10, chitchat_conver
 # families at 8 replies took 112 s on 2 cores.
 SIGNAL = dict(signal_scenarios_per_family=50, signal_replies=4,
               signal_families=('preference_offer', 'similar_partner', 'dissimilar_partner'))
-SMOKE_SIGNAL = dict(signal_scenarios_per_family=2)
+SMOKE_SIGNAL = dict(signal_scenarios_per_family=2, signal_replies=2)
 IMITATION_CYCLES = 2
 # The RL stages (the last, and finetune where a curriculum has it) fine-tune a pre-trained
 # policy: a tenth of the language-model learning rate, with a short warm-up. At the
