@@ -214,10 +214,10 @@ def test_kindness_from_smollm2_runs_and_exports_a_stream_transformers_loads(data
   from conftest import run_main
   from tomk import checkpoints, export
   workdir = tmp_path / 'w'
-  # The reward model and the first RL stage only, without the signal check: every stage and
-  # evaluation of this model compiles for a 49,152-word vocabulary (the whole curriculum
-  # took 5 min alone on 2 cores).
-  overrides = ('--config.curriculum=reward_model,finetune',
+  # The first RL stage alone, rewarded by SocialWorld's rater (no reward_model stage),
+  # without the signal check: every stage and evaluation of this model compiles for a
+  # 49,152-word vocabulary (the whole curriculum took 5 min alone on 2 cores).
+  overrides = ('--config.curriculum=finetune', '--config.rewards.extrinsic=rater',
                '--config.evaluation.signal_scenarios_per_family=0')
   result = run_main(workdir, *overrides, config='configs/pretrained.py:smoke', timeout=900)
   assert '[finetune] starting from smollm2' in result.stdout + result.stderr

@@ -19,8 +19,8 @@ are scored on the same stories and conversations. eval.json:
                    'scenario_partner_turns': {split: {stream: measure}},
                    'scenario_reaction': {split: {stream: measure}},
                    'next_turn': {split: {stream: {'accuracy', 'n'}}},
-                   'reaction_sign': {split: {stream: {'accuracy', 'n',
-                                                      'families': {family: {'accuracy', 'n'}}}}}},
+                   'reaction_sign': {first split: {stream: {'accuracy', 'n',
+                                                            'families': {family: {...}}}}}},
    'kindness': {split: {family: {'partner_reward', 'third_party_harm_rate', 'offer_rate',
                                  'liked_rate', 'reward_model', 'self_prediction', 'n',
                                  'example'}}}}
@@ -137,8 +137,9 @@ def _likelihoods(config, model, tokenizer, params, settings, log) -> dict:
     views.setdefault('scenario_reaction', {})[split] = measures['reaction']
     views.setdefault('next_turn', {})[split] = perspective.next_turn(scorer, examples,
                                                                      switch_names)
-    views.setdefault('reaction_sign', {})[split] = perspective.reaction_sign(scorer, examples,
-                                                                             switch_names)
+    if split == settings.splits[0]:       # the simulator's question, on the first split only
+      views.setdefault('reaction_sign', {})[split] = perspective.reaction_sign(
+          scorer, examples, switch_names)
   log(f'[evaluate] perspective-taking: {time.perf_counter() - started:.1f} s '
       f'(compilations so far: {scorer.traces})')
   if scorer.truncated:
