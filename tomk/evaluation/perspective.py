@@ -16,9 +16,9 @@ switch, their next turn is what it must predict. Four measures, each for both st
   reaction sign    the simulator's question alone: seen from the partner's perspective
                    (the name switch, as the kindness algorithms ask it), is the
                    partner's true reaction to a response likelier than the reaction to
-                   the SAME response had its reward the opposite sign (same items, same
-                   phrasing slot)? Every offer and tip of a scenario, per family;
-                   chance is 50 %, and only reading what the partner wants wins it.
+                   the SAME response had its reward the opposite sign (the same items,
+                   a reply of the other sign)? Every offer and tip of a scenario, per
+                   family; chance is 50 %, and only reading what the partner wants wins.
 
 A conversation is rendered from the owner's perspective exactly as in training, turn
 by turn (the tokenizer keeps role tokens at turn edges, so per-turn encoding equals

@@ -153,7 +153,7 @@ def reaction(hidden: dict, text: str) -> str:
 
 def counterfactual_reaction(hidden: dict, text: str) -> str | None:
   """The partner's reply to the same `text` had its reward the opposite sign: a liked item
-  taken as a disliked one, a true tip as a false one, in the same phrasing slot (None where
+  taken as a disliked one, a true tip as a false one, phrased by the same key (None where
   the reward is 0, a refusal or a harmless confirmation, which have no opposite). Against
   the true reaction it asks a simulator for the sign alone: both name the same things."""
   reward = partner_reward(hidden, text)
