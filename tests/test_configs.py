@@ -15,7 +15,8 @@ from tomk import experiment, rundir
 
 CONFIGS = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
                  # Configs that need an argument other than 'smoke' (tested below).
-                 if not p.endswith(('__init__.py', 'from_json.py', 'oracle_control_ladder.py')))
+                 if not p.endswith(('__init__.py', 'from_json.py', 'oracle_control_ladder.py',
+                                    'simulator_ladder.py')))
 # configs/pretrain.py:smoke is run by tests/test_run.py, configs/pretrained.py:smoke by
 # tests/test_foundation.py (which exports it).
 COVERED_ELSEWHERE = {'configs/pretrain.py', 'configs/pretrained.py'}
@@ -237,3 +238,30 @@ def test_a_rung_of_the_positive_control_shares_the_kindness_runs_first_stages():
       'preference_offer,multi_party', 8, 0.1)
   with pytest.raises(ValueError, match='unknown rung settings'):
     ladder['get_config']('0.7,20,3e-4,warmth=1')
+
+
+def test_a_rung_of_the_simulator_ladder_shares_the_kindness_runs_stages_before_it():
+  """configs/simulator_ladder.py changes only the simulator's stage, so it branches from a
+  run of configs/empathy.py and trains that stage alone."""
+  from tomk import branch, curriculum
+  ladder = runpy.run_path(os.path.join(REPO, 'configs/simulator_ladder.py'))
+  empathy = dict(curriculum.stages(
+      runpy.run_path(os.path.join(REPO, 'configs/empathy.py'))['get_config']()))
+  rung = curriculum.stages(ladder['get_config']('simulator,1500,5,preference_offer,similar_partner'))
+  assert [name for name, _ in rung] == ['pretrain', 'reward_model', 'rehearse', 'simulator']
+  for name, stage in rung[:3]:
+    assert branch._stage_json(stage, False) == branch._stage_json(empathy[name], False), name
+  simulator = rung[-1][1]
+  assert (simulator.algorithm, simulator.steps, simulator.data.reaction_weight) == (
+      'imitation', 1500, 5.0)
+  assert simulator.data.mixture == 'preference_offer:1,similar_partner:1'
+  assert simulator.routes.imitate.behavior == 0.0 and simulator.routes.simulate.prediction == 1.0
+  rung = dict(curriculum.stages(ladder['get_config']('imitation,600,5')))
+  assert list(rung) == list(empathy)[:-1]               # up to the last RL's start
+  imitation = [s for name, s in rung.items() if name.startswith('imitation.')]
+  assert sum(s.steps for s in imitation) == 600
+  assert {s.data.reaction_weight for s in imitation} == {5.0}
+  assert branch._stage_json(rung['rehearse'], False) == branch._stage_json(
+      empathy['rehearse'], False)
+  with pytest.raises(ValueError, match='needs a rung'):
+    ladder['get_config']('smoke')
