@@ -255,12 +255,21 @@ def _holds(ids, part):
   return any(ids[i:i + len(part)] == part for i in range(len(ids) - len(part) + 1))
 
 
+def _first_batch(data_dir, tokenizer, split, **overrides):
+  config = _config(data_dir, **overrides)
+  return next(iter(pipeline.lm_dataset(config, tokenizer, split, seed=0, global_batch_size=4)))
+
+
+def _runs(mask):
+  """(start, end) of each run of True in a row."""
+  edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
+  return zip(edges[::2], edges[1::2])
+
+
 def test_answer_weight_weighs_the_answers_of_training_stories(data_dir, mixture_tokenizer):
 
   def first_batch(split, **overrides):
-    config = _config(data_dir, mixture='story', **overrides)
-    return next(iter(pipeline.lm_dataset(config, mixture_tokenizer, split, seed=0,
-                                         global_batch_size=4)))
+    return _first_batch(data_dir, mixture_tokenizer, split, mixture='story', **overrides)
   plain, weighted = first_batch('train'), first_batch('train', answer_weight=5.0)
   np.testing.assert_array_equal(plain['targets'], weighted['targets'])
   assert set(np.unique(plain['weights'])) <= {0.0, 1.0}
@@ -272,8 +281,7 @@ def test_answer_weight_weighs_the_answers_of_training_stories(data_dir, mixture_
   assert answers.any(axis=1).sum() >= 2
   for row in range(answers.shape[0]):
     t = weighted['targets'][row]
-    runs = np.flatnonzero(np.diff(np.concatenate([[0], answers[row].astype(int), [0]])))
-    for start, end in zip(runs[::2], runs[1::2]):
+    for start, end in _runs(answers[row]):
       answer = text(t[start:end])
       assert re.fullmatch(r' [a-z ]+', answer), answer
       if start >= 2:
@@ -294,10 +302,8 @@ def test_reaction_weight_weighs_the_partners_reaction_in_training_scenarios(data
   """data.reaction_weight on each scenario's last turn (the partner's reaction), in both the
   loss weights and imitation's self_mask (the partner's turns, seen from its side)."""
   def first_batch(split, **overrides):
-    config = _config(data_dir, mixture='preference_offer:1', scenario_perspective='partner',
-                     **overrides)
-    return next(iter(pipeline.lm_dataset(config, mixture_tokenizer, split, seed=0,
-                                         global_batch_size=4)))
+    return _first_batch(data_dir, mixture_tokenizer, split, mixture='preference_offer:1',
+                        scenario_perspective='partner', **overrides)
   plain, weighted = first_batch('train'), first_batch('train', reaction_weight=4.0)
   np.testing.assert_array_equal(plain['targets'], weighted['targets'])
   assert set(np.unique(plain['weights'])) <= {0.0, 1.0}
@@ -313,8 +319,7 @@ def test_reaction_weight_weighs_the_partners_reaction_in_training_scenarios(data
   width = reaction.shape[1]
   for row in range(reaction.shape[0]):
     t = weighted['targets'][row]
-    runs = np.flatnonzero(np.diff(np.concatenate([[0], reaction[row].astype(int), [0]])))
-    for start, end in zip(runs[::2], runs[1::2]):
+    for start, end in _runs(reaction[row]):
       # Each weighted run is one whole turn of the partner's, the last of its scenario.
       reply = text(t[start:end])
       assert start == 0 or reply.startswith(conversation.SELF), reply
